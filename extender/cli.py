@@ -1,0 +1,168 @@
+"""The ``muster`` command: ``serve`` the extender, or run the ``demo``.
+
+Flags become one ``Settings``; the cluster source is chosen here (live cluster through
+``kube/``, or the simulated cluster) and handed to the app factory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from extender import __version__, demo, simulation
+from extender.core import cluster, scoring
+from extender.service import Binder, ExtenderService
+from extender.settings import Settings
+from extender.web.app import SourceRun, make_app
+
+log = logging.getLogger("muster")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="muster", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"muster {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the extender verbs for kube-scheduler")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8888)
+    source = serve.add_mutually_exclusive_group()
+    source.add_argument("--kubeconfig", metavar="PATH", help="watch the cluster of this kubeconfig")
+    source.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="use the pod's service account (when deployed in the cluster)",
+    )
+    source.add_argument(
+        "--simulate-nodes",
+        type=int,
+        metavar="N",
+        help="no Kubernetes: serve N generated nodes, bind in memory",
+    )
+    source.add_argument(
+        "--nodes-file",
+        type=Path,
+        metavar="YAML",
+        help="no Kubernetes: serve the Node objects in this YAML file",
+    )
+    serve.add_argument(
+        "--scoring",
+        choices=[s.value for s in scoring.Strategy],
+        default=scoring.Strategy.LEAST_ALLOCATED.value,
+        help="prioritize strategy: spread (LeastAllocated) or pack (MostAllocated)",
+    )
+    serve.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=64.0,
+        help="largest request body accepted, in MiB (default 64)",
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
+    serve.add_argument(
+        "--client-ca", metavar="FILE", help="require client certificates signed by this CA"
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    run_demo = commands.add_parser(
+        "demo", help="run the extender on a simulated cluster and drive it like kube-scheduler does"
+    )
+    run_demo.add_argument("--nodes", type=int, default=100)
+    run_demo.add_argument("--pods", type=int, default=300)
+    run_demo.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("muster: --tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        raise SystemExit("muster: --client-ca needs --tls-cert and --tls-key")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        scoring=scoring.Strategy(args.scoring),
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+    )
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS for kube-scheduler's ``enableHTTPS``; with a client CA, mutual TLS."""
+    if not settings.tls_cert or not settings.tls_key:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    if settings.client_ca:
+        context.load_verify_locations(settings.client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _source(
+    args: argparse.Namespace, state: cluster.ClusterState
+) -> tuple[Binder, SourceRun | None]:
+    if args.simulate_nodes is not None or args.nodes_file is not None:
+        nodes = (
+            simulation.nodes_from_yaml(args.nodes_file)
+            if args.nodes_file
+            else simulation.generated_nodes(args.simulate_nodes)
+        )
+        simulation.SimulatedCluster(nodes).populate(state)
+        log.info("simulated cluster with %d nodes", len(nodes))
+        return simulation.SimulatedBinder(state), None
+    from extender.kube import binding, client, watching
+
+    connection = client.connect(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
+    return binding.KubeBinder(connection), watching.KubeSource(connection, state).run
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - optional speed-up
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def serve(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    state = cluster.ClusterState()
+    binder, source = _source(args, state)
+    service = ExtenderService(state=state, binder=binder, settings=settings)
+    app = make_app(service, source=source, max_body_bytes=settings.max_body_bytes)
+    _install_uvloop()
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context(settings),
+        access_log=None,
+        print=lambda msg: log.info("%s", msg.strip()),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        serve(args)
+    elif args.command == "demo":
+        _install_uvloop()
+        report = asyncio.run(demo.run(nodes=args.nodes, pods=args.pods))
+        print(report.render())
+        sys.exit(1 if report.imitation.errors else 0)

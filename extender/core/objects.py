@@ -1,0 +1,281 @@
+"""Raw Kubernetes JSON -> domain objects, converted once at the edge and validated on the way.
+
+Inputs are plain dicts as decoded from the wire or a watch stream (camelCase keys, ``null`` for
+empty values, as Go marshals them).  A malformed object raises ``ObjectError`` naming the path
+of the offending field, so adapters can answer with a clear HTTP 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from extender.core import model, resources
+
+
+class ObjectError(ValueError):
+    """A Kubernetes object whose shape or values make no sense (the message names the field)."""
+
+
+def _dict(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ObjectError(f"{path}.{key} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _list(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ObjectError(f"{path}.{key} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _str(parent: Mapping[str, Any], key: str, path: str, default: str = "") -> str:
+    value = parent.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ObjectError(f"{path}.{key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _int(parent: Mapping[str, Any], key: str, path: str, default: int = 0) -> int:
+    value = parent.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ObjectError(f"{path}.{key} must be an integer, got {type(value).__name__}")
+    return value
+
+
+def _str_map(parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+    raw = _dict(parent, key, path)
+    for name, value in raw.items():
+        if not isinstance(value, str):
+            raise ObjectError(f"{path}.{key}.{name} must be a string")
+    return dict(raw)
+
+
+def _quantities(parent: Mapping[str, Any], key: str, path: str) -> dict[str, int]:
+    raw = _dict(parent, key, path)
+    try:
+        return resources.parse_list(raw)
+    except resources.QuantityError as exc:
+        raise ObjectError(f"{path}.{key}: {exc}") from None
+
+
+def _timestamp(value: object, path: str) -> float:
+    if value is None:
+        return 0.0
+    if not isinstance(value, str):
+        raise ObjectError(f"{path} must be an RFC 3339 time string")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ObjectError(f"{path} is not an RFC 3339 time: {value!r}") from None
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def to_node(raw: object) -> model.Node:
+    """Convert a raw v1.Node."""
+    if not isinstance(raw, dict):
+        raise ObjectError("Node must be an object")
+    meta = _dict(raw, "metadata", "node")
+    name = _str(meta, "name", "node.metadata")
+    if not name:
+        raise ObjectError("node.metadata.name is missing")
+    spec = _dict(raw, "spec", "node")
+    status = _dict(raw, "status", "node")
+    allocatable = _quantities(status, "allocatable", "node.status") or _quantities(
+        status, "capacity", "node.status"
+    )
+    taints = tuple(
+        model.Taint(
+            key=_str(t, "key", "node.spec.taints[]"),
+            value=_str(t, "value", "node.spec.taints[]"),
+            effect=_str(t, "effect", "node.spec.taints[]"),
+        )
+        for t in _list(spec, "taints", "node.spec")
+        if isinstance(t, dict)
+    )
+    return model.Node(
+        name=name,
+        labels=_str_map(meta, "labels", "node.metadata"),
+        allocatable=allocatable,
+        taints=taints,
+        unschedulable=bool(spec.get("unschedulable")),
+    )
+
+
+# -- pods -----------------------------------------------------------------------------------
+
+
+def _container_requests(container: Mapping[str, Any], path: str) -> dict[str, int]:
+    """A container's requests, with limits standing in for requests it does not set."""
+    res = _dict(container, "resources", path)
+    requests = _quantities(res, "requests", f"{path}.resources")
+    for name, value in _quantities(res, "limits", f"{path}.resources").items():
+        requests.setdefault(name, value)
+    return requests
+
+
+def effective_requests(spec: Mapping[str, Any]) -> dict[str, int]:
+    """Kubernetes' effective pod request, plus ``pods: 1``.
+
+    Containers are summed; restartable (sidecar) init containers add to everything after them;
+    each regular init container needs its own request plus the sidecars started before it; the
+    pod needs the maximum of the two, plus ``overhead``.  Example: containers 1 cpu + 1 cpu,
+    init container 3 cpu, sidecar 500m -> max(2 + 0.5, 3) = 3 cpu.  Pod-level
+    ``spec.resources.requests`` (PodLevelResources) replaces the aggregate where set.
+    """
+    containers: dict[str, int] = {}
+    for i, container in enumerate(_list(spec, "containers", "pod.spec")):
+        if not isinstance(container, dict):
+            raise ObjectError(f"pod.spec.containers[{i}] must be an object")
+        resources.add(containers, _container_requests(container, f"pod.spec.containers[{i}]"))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for i, container in enumerate(_list(spec, "initContainers", "pod.spec")):
+        if not isinstance(container, dict):
+            raise ObjectError(f"pod.spec.initContainers[{i}] must be an object")
+        request = _container_requests(container, f"pod.spec.initContainers[{i}]")
+        if container.get("restartPolicy") == "Always":
+            resources.add(sidecars, request)
+            init_peak = resources.maximum(init_peak, sidecars)
+        else:
+            running = dict(sidecars)
+            resources.add(running, request)
+            init_peak = resources.maximum(init_peak, running)
+    resources.add(containers, sidecars)
+    total = resources.maximum(containers, init_peak)
+    pod_level = _quantities(_dict(spec, "resources", "pod.spec"), "requests", "pod.spec.resources")
+    total.update(pod_level)
+    resources.add(total, _quantities(spec, "overhead", "pod.spec"))
+    total[resources.PODS] = 1
+    return total
+
+
+def _requirements(raw: list[Any], path: str) -> tuple[model.Requirement, ...]:
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ObjectError(f"{path}[{i}] must be an object")
+        operator = _str(item, "operator", f"{path}[{i}]")
+        try:
+            op = model.Operator(operator)
+        except ValueError:
+            raise ObjectError(f"{path}[{i}].operator: {operator!r} is not an operator") from None
+        values = _list(item, "values", f"{path}[{i}]")
+        if not all(isinstance(v, str) for v in values):
+            raise ObjectError(f"{path}[{i}].values must be strings")
+        out.append(
+            model.Requirement(
+                key=_str(item, "key", f"{path}[{i}]"), operator=op, values=tuple(values)
+            )
+        )
+    return tuple(out)
+
+
+def _term(raw: object, path: str) -> model.SelectorTerm:
+    if not isinstance(raw, dict):
+        raise ObjectError(f"{path} must be an object")
+    return model.SelectorTerm(
+        expressions=_requirements(_list(raw, "matchExpressions", path), f"{path}.matchExpressions"),
+        fields=_requirements(_list(raw, "matchFields", path), f"{path}.matchFields"),
+    )
+
+
+def _node_affinity(
+    spec: Mapping[str, Any],
+) -> tuple[tuple[model.SelectorTerm, ...] | None, tuple[model.PreferredTerm, ...]]:
+    path = "pod.spec.affinity.nodeAffinity"
+    affinity = _dict(_dict(spec, "affinity", "pod.spec"), "nodeAffinity", "pod.spec.affinity")
+    required = None
+    if affinity.get("requiredDuringSchedulingIgnoredDuringExecution") is not None:
+        selector = _dict(affinity, "requiredDuringSchedulingIgnoredDuringExecution", path)
+        terms = _list(selector, "nodeSelectorTerms", f"{path}.required")
+        required = tuple(
+            _term(t, f"{path}.required.nodeSelectorTerms[{i}]") for i, t in enumerate(terms)
+        )
+    preferred = []
+    preferences = _list(affinity, "preferredDuringSchedulingIgnoredDuringExecution", path)
+    for i, item in enumerate(preferences):
+        where = f"{path}.preferred[{i}]"
+        if not isinstance(item, dict):
+            raise ObjectError(f"{where} must be an object")
+        preferred.append(
+            model.PreferredTerm(
+                weight=_int(item, "weight", where), term=_term(item.get("preference") or {}, where)
+            )
+        )
+    return required, tuple(preferred)
+
+
+def _tolerations(spec: Mapping[str, Any]) -> tuple[model.Toleration, ...]:
+    out = []
+    for i, item in enumerate(_list(spec, "tolerations", "pod.spec")):
+        where = f"pod.spec.tolerations[{i}]"
+        if not isinstance(item, dict):
+            raise ObjectError(f"{where} must be an object")
+        out.append(
+            model.Toleration(
+                key=_str(item, "key", where),
+                operator=_str(item, "operator", where, "Equal"),
+                value=_str(item, "value", where),
+                effect=_str(item, "effect", where),
+            )
+        )
+    return tuple(out)
+
+
+def _host_ports(spec: Mapping[str, Any]) -> tuple[int, ...]:
+    ports = []
+    for kind in ("containers", "initContainers"):
+        for container in _list(spec, kind, "pod.spec"):
+            for port in _list(container, "ports", f"pod.spec.{kind}[]"):
+                if isinstance(port, dict) and port.get("hostPort"):
+                    ports.append(_int(port, "hostPort", f"pod.spec.{kind}[].ports[]"))
+    return tuple(ports)
+
+
+def to_pod(raw: object) -> model.Pod:
+    """Convert a raw v1.Pod (as the scheduler sends it or a watch delivers it)."""
+    if not isinstance(raw, dict):
+        raise ObjectError("Pod must be an object")
+    meta = _dict(raw, "metadata", "pod")
+    spec = _dict(raw, "spec", "pod")
+    status = _dict(raw, "status", "pod")
+    name = _str(meta, "name", "pod.metadata")
+    if not name:
+        raise ObjectError("pod.metadata.name is missing")
+    affinity = _dict(spec, "affinity", "pod.spec")
+    required, preferred = _node_affinity(spec)
+    return model.Pod(
+        uid=_str(meta, "uid", "pod.metadata"),
+        namespace=_str(meta, "namespace", "pod.metadata", "default"),
+        name=name,
+        requests=effective_requests(spec),
+        node_name=_str(spec, "nodeName", "pod.spec"),
+        phase=_str(status, "phase", "pod.status", "Pending"),
+        deleting=meta.get("deletionTimestamp") is not None,
+        priority=_int(spec, "priority", "pod.spec"),
+        created=_timestamp(meta.get("creationTimestamp"), "pod.metadata.creationTimestamp"),
+        labels=_str_map(meta, "labels", "pod.metadata"),
+        annotations=_str_map(meta, "annotations", "pod.metadata"),
+        node_selector=_str_map(spec, "nodeSelector", "pod.spec"),
+        required_terms=required,
+        preferred_terms=preferred,
+        tolerations=_tolerations(spec),
+        host_ports=_host_ports(spec),
+        has_pod_affinity=bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity")),
+        has_topology_spread=bool(spec.get("topologySpreadConstraints")),
+        resource_version=_str(meta, "resourceVersion", "pod.metadata"),
+    )

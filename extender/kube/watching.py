@@ -1,0 +1,249 @@
+"""List+watch of nodes and pods (all namespaces), feeding the cluster view.
+
+One ``Reflector`` per resource runs in a daemon thread: it lists, hands the whole list to the
+loop, then watches from the list's resourceVersion.  A watch that ends (server timeout) resumes
+from the last version seen; a 410 Gone (version too old) triggers a relist, which replaces the
+view's objects without dropping pods the extender is binding; any other failure backs off and
+retries.  Objects are converted to domain objects in the thread and applied on the loop, so the
+view is only ever mutated by the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import orjson
+from kubernetes import client, watch
+
+from extender import metrics
+from extender.core import cluster, model, objects
+from extender.kube.client import Connection
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WATCH_TIMEOUT_SECONDS = 240
+MAX_BACKOFF_SECONDS = 30.0
+
+Lister = Callable[[], tuple[list[dict[str, Any]], str]]
+"""Returns every object (raw dicts) and the list's resourceVersion."""
+
+Watcher = Callable[[str], Iterable[dict[str, Any]]]
+"""Streams raw watch events ``{"type", "object"}`` from a resourceVersion; may raise."""
+
+
+class Expired(Exception):
+    """The watch's resourceVersion is too old (HTTP 410 Gone): relist."""
+
+
+@dataclass(frozen=True)
+class Handlers(Generic[T]):
+    """Where converted objects go (called on the event loop)."""
+
+    replace: Callable[[list[T]], None]
+    upsert: Callable[[T], None]
+    delete: Callable[[T], None]
+
+
+class Reflector(Generic[T]):
+    def __init__(
+        self,
+        *,
+        resource: str,
+        lister: Lister,
+        watcher: Watcher,
+        convert: Callable[[object], T],
+        handlers: Handlers[T],
+        loop: asyncio.AbstractEventLoop,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.resource = resource
+        self.lister = lister
+        self.watcher = watcher
+        self.convert = convert
+        self.handlers = handlers
+        self.loop = loop
+        self.sleep = sleep
+        self.listed = asyncio.Event()
+        self.stopped = threading.Event()
+        self.version = ""
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name=f"watch-{self.resource}", daemon=True)
+        thread.start()
+        return thread
+
+    def _converted(self, raw: object) -> T | None:
+        try:
+            return self.convert(raw)
+        except objects.ObjectError as exc:
+            log.warning("ignoring malformed %s: %s", self.resource, exc)
+            return None
+
+    def _apply(self, fn: Callable[..., None], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def relist(self) -> None:
+        items, self.version = self.lister()
+        converted = [obj for obj in map(self._converted, items) if obj is not None]
+        self._apply(self.handlers.replace, converted)
+        self._apply(self.listed.set)
+
+    def watch_once(self) -> None:
+        """Follow one watch stream until it ends; raise ``Expired`` on 410."""
+        for event in self.watcher(self.version):
+            kind = event.get("type")
+            raw = event.get("object") or {}
+            if kind == "ERROR":
+                if raw.get("code") == 410:
+                    raise Expired(raw.get("message", "resource version too old"))
+                raise RuntimeError(f"watch error: {raw.get('message', raw)}")
+            version = (raw.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self.version = version
+            if kind == "BOOKMARK":
+                continue
+            obj = self._converted(raw)
+            if obj is None:
+                continue
+            metrics.watch_events.labels(self.resource, str(kind)).inc()
+            if kind == "DELETED":
+                self._apply(self.handlers.delete, obj)
+            else:
+                self._apply(self.handlers.upsert, obj)
+
+    def step(self) -> None:
+        """One round: relist if needed, then watch until the stream ends."""
+        if not self.version:
+            self.relist()
+        self.watch_once()
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self.stopped.is_set():
+            try:
+                self.step()
+                backoff = 0.5
+            except Expired as exc:
+                log.info("%s watch expired (%s); relisting", self.resource, exc)
+                metrics.watch_restarts.labels(self.resource, "expired").inc()
+                self.version = ""
+            except Exception as exc:
+                if self.stopped.is_set():
+                    return
+                log.warning("%s watch failed (%s); retrying in %.1fs", self.resource, exc, backoff)
+                metrics.watch_restarts.labels(self.resource, "error").inc()
+                self.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+
+# -- the API calls --------------------------------------------------------------------------
+
+
+def _api_lister(list_fn: Callable[..., Any]) -> Lister:
+    def lister() -> tuple[list[dict[str, Any]], str]:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            response = list_fn(limit=500, _continue=token, _preload_content=False)
+            page = orjson.loads(response.data)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return items, meta.get("resourceVersion", "")
+
+    return lister
+
+
+def _api_watcher(list_fn: Callable[..., Any]) -> Watcher:
+    def watcher(version: str) -> Iterator[dict[str, Any]]:
+        stream = watch.Watch().stream(
+            list_fn,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_TIMEOUT_SECONDS,
+            _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
+            deserialize=False,
+        )
+        try:
+            yield from stream
+        except client.ApiException as exc:
+            if exc.status == 410:
+                raise Expired(str(exc.reason)) from None
+            raise
+
+    return watcher
+
+
+class KubeSource:
+    """Keeps a ``ClusterState`` in sync with the API server through two reflectors."""
+
+    def __init__(self, connection: Connection, state: cluster.ClusterState) -> None:
+        self.connection = connection
+        self.state = state
+        self.reflectors: list[Reflector[Any]] = []
+
+    def _pod_handlers(self) -> Handlers[model.Pod]:
+        state = self.state
+        return Handlers(
+            replace=state.replace_pods,
+            upsert=state.upsert_pod,
+            delete=lambda pod: state.delete_pod(pod.uid),
+        )
+
+    def _node_handlers(self) -> Handlers[model.Node]:
+        state = self.state
+        return Handlers(
+            replace=state.replace_nodes,
+            upsert=state.upsert_node,
+            delete=lambda node: state.delete_node(node.name),
+        )
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        core = self.connection.core
+        nodes: Reflector[model.Node] = Reflector(
+            resource="nodes",
+            lister=_api_lister(core.list_node),
+            watcher=_api_watcher(core.list_node),
+            convert=objects.to_node,
+            handlers=self._node_handlers(),
+            loop=loop,
+        )
+        pods: Reflector[model.Pod] = Reflector(
+            resource="pods",
+            lister=_api_lister(core.list_pod_for_all_namespaces),
+            watcher=_api_watcher(core.list_pod_for_all_namespaces),
+            convert=objects.to_pod,
+            handlers=self._pod_handlers(),
+            loop=loop,
+        )
+        self.reflectors = [nodes, pods]
+        try:
+            # Nodes first, so pods listed next find their nodes.
+            nodes.start()
+            await nodes.listed.wait()
+            pods.start()
+            await pods.listed.wait()
+            self.state.synced = True
+            metrics.cluster_synced.set(1)
+            log.info(
+                "cluster view synced: %d nodes, %d pods",
+                len(self.state.nodes),
+                len(self.state.pods),
+            )
+            while True:
+                metrics.cluster_nodes.set(len(self.state.nodes))
+                metrics.cluster_pods.set(len(self.state.pods))
+                await asyncio.sleep(5)
+        finally:
+            for reflector in self.reflectors:
+                reflector.stopped.set()

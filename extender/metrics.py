@@ -1,0 +1,62 @@
+"""Every Prometheus metric the extender exports, in one place, ``muster_`` prefixed; no logic."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+
+requests = Counter(
+    "muster_requests_total",
+    "Extender calls answered, by verb and outcome (ok, bad_request, error, not_ready).",
+    ["verb", "outcome"],
+)
+request_seconds = Histogram(
+    "muster_request_duration_seconds",
+    "Time to answer an extender call, by verb.",
+    ["verb"],
+    buckets=_LATENCY_BUCKETS,
+)
+filter_nodes = Counter(
+    "muster_filter_nodes_total",
+    "Nodes judged by filter, by result (passed, failed, unresolvable).",
+    ["result"],
+)
+binds = Counter(
+    "muster_binds_total",
+    "Bind attempts, by result (bound, refused, failed).",
+    ["result"],
+)
+cluster_nodes = Gauge("muster_cluster_nodes", "Nodes in the extender's cluster view.")
+cluster_pods = Gauge("muster_cluster_pods", "Pods in the extender's cluster view.")
+cluster_synced = Gauge("muster_cluster_synced", "1 once the cluster view has synced, else 0.")
+watch_restarts = Counter(
+    "muster_watch_restarts_total",
+    "Watches restarted, by resource and reason (expired = 410 Gone relist, error = dropped).",
+    ["resource", "reason"],
+)
+watch_events = Counter(
+    "muster_watch_events_total",
+    "Watch events applied to the cluster view, by resource and type.",
+    ["resource", "type"],
+)

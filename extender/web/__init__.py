@@ -1,0 +1,1 @@
+"""The HTTP adapter: aiohttp handlers for the extender verbs, health and metrics."""

@@ -1,0 +1,63 @@
+"""Request handlers: decode the wire message, make one service call, encode the reply."""
+
+from __future__ import annotations
+
+import prometheus_client
+from aiohttp import web
+
+from extender import service as service_mod
+from extender.web import keys, wire
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def filter_(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    args = wire.read_extender_args(await request.read(), "filter")
+    pod = service.pod_from_wire(args.pod)
+    outcome = service.filter(pod, args.node_names, node_objects=args.node_objects)
+    return _json(wire.filter_result(outcome, args))
+
+
+async def prioritize(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    args = wire.read_extender_args(await request.read(), "prioritize")
+    pod = service.pod_from_wire(args.pod)
+    scores = service.prioritize(pod, args.node_names, node_objects=args.node_objects)
+    return _json(wire.host_priorities(scores))
+
+
+async def bind(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    args = wire.read_binding_args(await request.read())
+    try:
+        await service.bind(
+            namespace=args.pod_namespace, name=args.pod_name, uid=args.pod_uid, node_name=args.node
+        )
+    except service_mod.BindError as exc:
+        return _json(wire.binding_result(str(exc)))
+    return _json(wire.binding_result())
+
+
+async def preempt(request: web.Request) -> web.Response:
+    service = request.app[keys.SERVICE]
+    args = wire.read_preemption_args(await request.read())
+    pod = service.pod_from_wire(args.pod)
+    return _json(wire.preemption_result(service.preempt(pod, args.candidates)))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[keys.SERVICE].ready:
+        return web.Response(text="ok")
+    return web.Response(text="cluster view not synced yet", status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})

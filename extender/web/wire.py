@@ -1,0 +1,225 @@
+"""The extender/v1 wire format: decode requests, encode replies (orjson).
+
+kube-scheduler marshals its extender types without json tags, so keys are the Go field names
+(``Pod``, ``NodeNames``, ``FailedNodes`` ...), ``null`` stands for empty values, and Go decodes
+keys case-insensitively.  Requests are therefore read with folded keys; replies use the exact
+Go names.  Anything malformed raises ``WireError`` with a message naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from extender.core import model, objects
+from extender.service import FilterOutcome, Victims
+
+
+class WireError(ValueError):
+    """A request body that is not a valid extender/v1 message."""
+
+
+def _object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"{what}: body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise WireError(f"{what}: body must be a JSON object, got {type(data).__name__}")
+    return {key.lower(): value for key, value in data.items()}
+
+
+def _pod(args: Mapping[str, Any], what: str) -> dict[str, Any]:
+    pod = args.get("pod")
+    if pod is None:
+        raise WireError(f"{what}: Pod is missing")
+    if not isinstance(pod, dict):
+        raise WireError(f"{what}: Pod must be an object, got {type(pod).__name__}")
+    return pod
+
+
+@dataclass(frozen=True, slots=True)
+class ExtenderArgs:
+    """Filter/prioritize input: the pod and either node names or full node objects."""
+
+    pod: dict[str, Any]
+    node_names: list[str]
+    node_objects: dict[str, model.Node] | None
+    raw_nodes: dict[str, dict[str, Any]] | None
+
+
+def read_extender_args(body: bytes, what: str) -> ExtenderArgs:
+    args = _object(body, what)
+    pod = _pod(args, what)
+    names = args.get("nodenames")
+    nodes = args.get("nodes")
+    if names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise WireError(f"{what}: NodeNames must be a list of strings")
+        return ExtenderArgs(pod=pod, node_names=names, node_objects=None, raw_nodes=None)
+    if nodes is None:
+        return ExtenderArgs(pod=pod, node_names=[], node_objects=None, raw_nodes=None)
+    if not isinstance(nodes, dict):
+        raise WireError(f"{what}: Nodes must be a NodeList object")
+    items = nodes.get("items") or []
+    if not isinstance(items, list):
+        raise WireError(f"{what}: Nodes.items must be a list")
+    node_objects: dict[str, model.Node] = {}
+    raw_nodes: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(items):
+        try:
+            node = objects.to_node(item)
+        except objects.ObjectError as exc:
+            raise WireError(f"{what}: Nodes.items[{i}]: {exc}") from None
+        node_objects[node.name] = node
+        raw_nodes[node.name] = item
+    return ExtenderArgs(
+        pod=pod, node_names=list(node_objects), node_objects=node_objects, raw_nodes=raw_nodes
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BindingArgs:
+    pod_name: str
+    pod_namespace: str
+    pod_uid: str
+    node: str
+
+
+def read_binding_args(body: bytes) -> BindingArgs:
+    args = _object(body, "bind")
+    values = {}
+    for key, field in (
+        ("podname", "PodName"),
+        ("podnamespace", "PodNamespace"),
+        ("poduid", "PodUID"),
+        ("node", "Node"),
+    ):
+        value = args.get(key)
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise WireError(f"bind: {field} must be a string")
+        values[key] = value
+    for key, field in (("podname", "PodName"), ("node", "Node")):
+        if not values[key]:
+            raise WireError(f"bind: {field} is missing")
+    return BindingArgs(
+        pod_name=values["podname"],
+        pod_namespace=values["podnamespace"] or "default",
+        pod_uid=values["poduid"],
+        node=values["node"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionArgs:
+    pod: dict[str, Any]
+    candidates: dict[str, Victims]
+
+
+def _victims(raw: object, where: str, *, full_pods: bool) -> Victims:
+    if not isinstance(raw, dict):
+        raise WireError(f"preempt: {where} must be an object")
+    entry = {key.lower(): value for key, value in raw.items()}
+    pods = entry.get("pods") or []
+    if not isinstance(pods, list):
+        raise WireError(f"preempt: {where}.Pods must be a list")
+    uids = []
+    for i, pod in enumerate(pods):
+        if not isinstance(pod, dict):
+            raise WireError(f"preempt: {where}.Pods[{i}] must be an object")
+        if full_pods:
+            meta = pod.get("metadata")
+            uid = meta.get("uid") if isinstance(meta, dict) else None
+        else:
+            uid = {key.lower(): value for key, value in pod.items()}.get("uid")
+        if not isinstance(uid, str) or not uid:
+            raise WireError(f"preempt: {where}.Pods[{i}] has no UID")
+        uids.append(uid)
+    violations = entry.get("numpdbviolations") or 0
+    if isinstance(violations, bool) or not isinstance(violations, int):
+        raise WireError(f"preempt: {where}.NumPDBViolations must be an integer")
+    return Victims(uids=tuple(uids), pdb_violations=violations)
+
+
+def read_preemption_args(body: bytes) -> PreemptionArgs:
+    args = _object(body, "preempt")
+    pod = _pod(args, "preempt")
+    meta = args.get("nodenametometavictims")
+    full = args.get("nodenametovictims")
+    source, full_pods = (meta, False) if meta is not None else (full, True)
+    if source is None:
+        return PreemptionArgs(pod=pod, candidates={})
+    if not isinstance(source, dict):
+        raise WireError("preempt: NodeNameToMetaVictims must be an object")
+    candidates = {
+        node: _victims(value, f"victims of {node}", full_pods=full_pods)
+        for node, value in source.items()
+    }
+    return PreemptionArgs(pod=pod, candidates=candidates)
+
+
+# -- replies --------------------------------------------------------------------------------
+
+
+def filter_result(outcome: FilterOutcome, args: ExtenderArgs) -> bytes:
+    """``ExtenderFilterResult`` in the same mode (names or objects) as the request."""
+    names: list[str] | None = outcome.passed
+    nodes: dict[str, Any] | None = None
+    if args.raw_nodes is not None:
+        nodes = {"metadata": {}, "items": [args.raw_nodes[n] for n in outcome.passed]}
+        names = None
+    return orjson.dumps(
+        {
+            "Nodes": nodes,
+            "NodeNames": names,
+            "FailedNodes": outcome.failed,
+            "FailedAndUnresolvableNodes": outcome.unresolvable,
+            "Error": "",
+        }
+    )
+
+
+def filter_error(message: str) -> bytes:
+    return orjson.dumps(
+        {
+            "Nodes": None,
+            "NodeNames": None,
+            "FailedNodes": None,
+            "FailedAndUnresolvableNodes": None,
+            "Error": message,
+        }
+    )
+
+
+def host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
+    """``HostPriorityList``: a bare array of ``{"Host", "Score"}`` with integer scores."""
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
+
+
+def binding_result(error: str = "") -> bytes:
+    return orjson.dumps({"Error": error})
+
+
+def preemption_result(candidates: Mapping[str, Victims]) -> bytes:
+    """``ExtenderPreemptionResult``, always in the ``NodeNameToMetaVictims`` form."""
+    return orjson.dumps(
+        {
+            "NodeNameToMetaVictims": {
+                node: {
+                    "Pods": [{"UID": uid} for uid in v.uids],
+                    "NumPDBViolations": v.pdb_violations,
+                }
+                for node, v in candidates.items()
+            }
+        }
+    )
+
+
+def error(message: str) -> bytes:
+    """The body of an HTTP 400/500/503: ``{"Error": "..."}``."""
+    return orjson.dumps({"Error": message})
