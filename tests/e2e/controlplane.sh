@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Real Kubernetes v1.20.2 control-plane binaries for the end-to-end tests.
+#
+#   tests/e2e/controlplane.sh build    # install/build what is missing (fast no-op when cached)
+#   tests/e2e/controlplane.sh bindir   # print the directory holding the binaries
+#
+# Binaries end up in ${MUSTER_CACHE:-$HOME/.cache/muster}/k8s-1.20.2/bin/ (outside the repo):
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl   (built from source)
+#   etcd -> /usr/bin/etcd                                           (Debian's etcd-server package)
+#
+# Where the source comes from
+#   Debian bookworm has no kubernetes source package; bullseye has kubernetes 1.20.5+really1.20.2-1
+#   (upstream v1.20.2). We add a deb-src entry for bullseye in
+#   /etc/apt/sources.list.d/muster-bullseye-src.sources (deb822, same keyring as debian.sources).
+#   On the package mirror reachable here only the .orig.tar.gz of that source package is served:
+#   the .dsc and .debian.tar.xz answer 404, so a plain `apt-get source kubernetes` fails. We therefore
+#   run `apt-get source --tar-only`, which fetches just the orig tarball (apt still checks it against
+#   the checksums of the signed Sources index) and unpack it with tar. The orig tarball is the pristine
+#   upstream v1.20.2 tree including vendor/; Debian's packaging patches are not needed to build.
+#
+# How it builds
+#   Debian bookworm's golang-go is Go 1.19. Kubernetes 1.20's build scripts (hack/lib/init.sh) export
+#   GO111MODULE=off and build in GOPATH mode against vendor/, which Go 1.19 still supports; the
+#   minimum version check in hack/lib/golang.sh only asks for >= go1.15. hack/lib/golang.sh also
+#   creates its own GOPATH under _output/local/go; we still provide <cache>/go/src/k8s.io/kubernetes
+#   as a symlink to the tree and build from there with GOPATH=<cache>/go, as documented in DESIGN.md.
+#   CGO_ENABLED=0 gives static binaries and needs no C toolchain.
+#
+# Environment
+#   MUSTER_CACHE       cache root (default $HOME/.cache/muster)
+set -euo pipefail
+
+K8S_VERSION=1.20.2
+DEB_SRC_VERSION="1.20.5+really1.20.2-1"
+CACHE="${MUSTER_CACHE:-$HOME/.cache/muster}"
+ROOT="${CACHE}/k8s-${K8S_VERSION}"
+BIN="${ROOT}/bin"
+SRC_PARENT="${ROOT}/src"
+TREE="${SRC_PARENT}/kubernetes-${K8S_VERSION}"
+GOPATH_DIR="${ROOT}/go"
+BUILT=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+WHAT="cmd/kube-scheduler cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl"
+SOURCES_FILE=/etc/apt/sources.list.d/muster-bullseye-src.sources
+
+log() { printf '[controlplane.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+have_all_binaries() {
+  local b
+  for b in "${BUILT[@]}" etcd; do
+    [[ -x "${BIN}/${b}" ]] || return 1
+  done
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_update() {
+  if [[ ${APT_UPDATED} -eq 0 ]]; then
+    log "apt-get update"
+    as_root apt-get update -q >/dev/null
+    APT_UPDATED=1
+  fi
+}
+
+install_packages() {
+  local missing=()
+  command -v etcd >/dev/null || missing+=(etcd-server)
+  command -v go >/dev/null || missing+=(golang-go)
+  command -v rsync >/dev/null || missing+=(rsync)
+  command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
+  command -v make >/dev/null || missing+=(make)
+  command -v openssl >/dev/null || missing+=(openssl)   # used by controlplane.py for certs/keys
+  command -v flock >/dev/null || missing+=(util-linux)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    apt_update
+    log "apt-get install ${missing[*]}"
+    # policy-rc.d (containers) keeps etcd-server's service from starting; we start etcd ourselves.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
+ensure_deb_src() {
+  if apt-cache showsrc kubernetes 2>/dev/null | grep -qx "Version: ${DEB_SRC_VERSION}"; then
+    return 0
+  fi
+  if [[ ! -f ${SOURCES_FILE} ]]; then
+    log "adding deb-src entry for bullseye (${SOURCES_FILE})"
+    as_root tee "${SOURCES_FILE}" >/dev/null <<'EOF'
+# Added by muster tests/e2e/controlplane.sh: source of Kubernetes 1.20.2 (package 'kubernetes').
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bullseye
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  fi
+  APT_UPDATED=0
+  apt_update
+  apt-cache showsrc kubernetes 2>/dev/null | grep -qx "Version: ${DEB_SRC_VERSION}" \
+    || die "source package kubernetes=${DEB_SRC_VERSION} not found after adding ${SOURCES_FILE}"
+}
+
+fetch_source() {
+  if [[ -f ${TREE}/.muster-unpacked ]]; then
+    log "source tree present: ${TREE}"
+    return 0
+  fi
+  mkdir -p "${SRC_PARENT}"
+  local tarball="${SRC_PARENT}/kubernetes_${DEB_SRC_VERSION%-*}.orig.tar.gz"
+  if [[ ! -f ${tarball} ]]; then
+    ensure_deb_src
+    log "apt-get source --tar-only kubernetes=${DEB_SRC_VERSION} (34 MB)"
+    (cd "${SRC_PARENT}" && apt-get source -q --tar-only "kubernetes=${DEB_SRC_VERSION}" 2>&1 \
+      | grep -v 'unsandboxed' >&2) || true
+    [[ -f ${tarball} ]] || die "download of ${tarball} failed"
+  fi
+  log "unpacking $(basename "${tarball}")"
+  rm -rf "${TREE}"
+  tar -C "${SRC_PARENT}" -xzf "${tarball}"
+  [[ -f ${TREE}/Makefile ]] || die "unexpected tarball layout (no ${TREE}/Makefile)"
+  touch "${TREE}/.muster-unpacked"
+}
+
+build_binaries() {
+  mkdir -p "${GOPATH_DIR}/src/k8s.io"
+  ln -sfn "${TREE}" "${GOPATH_DIR}/src/k8s.io/kubernetes"
+  log "building ${WHAT} with $(go version | cut -d' ' -f3) (5-8 min on 2 cores; log: ${ROOT}/build.log)"
+  local start=${SECONDS}
+  # build.log gets everything; the terminal gets make's "+++" progress lines and errors.
+  if ! (
+    cd "${GOPATH_DIR}/src/k8s.io/kubernetes"
+    GOPATH="${GOPATH_DIR}" CGO_ENABLED=0 GO111MODULE=off GOFLAGS='' \
+      make WHAT="${WHAT}" 2>&1
+  ) | tee "${ROOT}/build.log" | { grep --line-buffered -E '^\+\+\+|rror' >&2 || true; }; then
+    die "make failed; see ${ROOT}/build.log"
+  fi
+  log "build took $((SECONDS - start)) s"
+  mkdir -p "${BIN}"
+  local b out="${TREE}/_output/bin"
+  for b in "${BUILT[@]}"; do
+    [[ -x ${out}/${b} ]] || die "make finished but ${out}/${b} is missing; see ${ROOT}/build.log"
+    cp -f "${out}/${b}" "${BIN}/${b}.tmp" && mv -f "${BIN}/${b}.tmp" "${BIN}/${b}"
+  done
+}
+
+link_etcd() {
+  local etcd
+  etcd=$(command -v etcd) || die "etcd not found (package etcd-server)"
+  ln -sfn "${etcd}" "${BIN}/etcd"
+}
+
+cmd_build() {
+  if have_all_binaries; then
+    log "binaries present in ${BIN}"
+    return 0
+  fi
+  mkdir -p "${ROOT}"
+  # Serialise concurrent builds (e.g. two test sessions starting at once).
+  exec 9>"${ROOT}/.build.lock"
+  flock -w 1800 9 || die "timed out waiting for ${ROOT}/.build.lock"
+  if have_all_binaries; then
+    log "binaries present in ${BIN} (built by a concurrent run)"
+    return 0
+  fi
+  install_packages
+  local b need_build=0
+  for b in "${BUILT[@]}"; do [[ -x ${BIN}/${b} ]] || need_build=1; done
+  if [[ ${need_build} -eq 1 ]]; then
+    fetch_source
+    build_binaries
+  fi
+  mkdir -p "${BIN}"
+  link_etcd
+  have_all_binaries || die "binaries still missing in ${BIN}"
+  log "done: ${BIN}"
+  ls -l "${BIN}" >&2
+}
+
+case "${1:-}" in
+  build) cmd_build ;;
+  bindir) echo "${BIN}" ;;
+  *)
+    echo "usage: $0 build|bindir" >&2
+    exit 2
+    ;;
+esac
