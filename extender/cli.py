@@ -18,7 +18,7 @@ from aiohttp import web
 
 from extender import __version__, demo, simulation
 from extender.core import cluster, scoring
-from extender.service import Binder, ExtenderService
+from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import SourceRun, make_app
 
@@ -92,6 +92,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=args.port,
         scoring=scoring.Strategy(args.scoring),
         max_body_bytes=int(args.max_body_mb * 2**20),
+        gang_timeout_seconds=args.gang_timeout,
+        topology_keys=tuple(k.strip() for k in args.topology_keys.split(",") if k.strip()),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,
@@ -110,22 +112,33 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _source(
-    args: argparse.Namespace, state: cluster.ClusterState
-) -> tuple[Binder, SourceRun | None]:
+def _build(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[ExtenderService, SourceRun | None]:
+    """The service on its cluster: simulated (nodes generated or from a file) or live."""
+    state = cluster.ClusterState()
     if args.simulate_nodes is not None or args.nodes_file is not None:
         nodes = (
             simulation.nodes_from_yaml(args.nodes_file)
             if args.nodes_file
             else simulation.generated_nodes(args.simulate_nodes)
         )
-        simulation.SimulatedCluster(nodes).populate(state)
+        service = ExtenderService(
+            state=state, binder=simulation.SimulatedBinder(state), settings=settings
+        )
+        simulation.SimulatedCluster(nodes).populate(service)
         log.info("simulated cluster with %d nodes", len(nodes))
-        return simulation.SimulatedBinder(state), None
-    from extender.kube import binding, client, watching
+        return service, None
+    from extender.kube import binding, client, notifying, watching
 
     connection = client.connect(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
-    return binding.KubeBinder(connection), watching.KubeSource(connection, state).run
+    service = ExtenderService(
+        state=state,
+        binder=binding.KubeBinder(connection),
+        notifier=notifying.KubeNotifier(connection),
+        settings=settings,
+    )
+    return service, watching.KubeSource(connection, service).run
 
 
 def _install_uvloop() -> None:
@@ -138,9 +151,7 @@ def _install_uvloop() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    state = cluster.ClusterState()
-    binder, source = _source(args, state)
-    service = ExtenderService(state=state, binder=binder, settings=settings)
+    service, source = _build(args, settings)
     app = make_app(service, source=source, max_body_bytes=settings.max_body_bytes)
     _install_uvloop()
     web.run_app(

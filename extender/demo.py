@@ -104,10 +104,10 @@ async def run(*, nodes: int = 100, pods: int = 300) -> Report:
     """Serve on a free loopback port, schedule ``pods`` pods, return what happened."""
     state = cluster.ClusterState()
     simulated = simulation.SimulatedCluster(simulation.generated_nodes(nodes))
-    simulated.populate(state)
     service = ExtenderService(
         state=state, binder=simulation.SimulatedBinder(state), settings=Settings()
     )
+    simulated.populate(service)
     runner = web.AppRunner(make_app(service), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

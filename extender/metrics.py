@@ -60,3 +60,20 @@ watch_events = Counter(
     "Watch events applied to the cluster view, by resource and type.",
     ["resource", "type"],
 )
+gangs = Gauge("muster_gangs", "Pod groups known to the extender, by phase.", ["phase"])
+gang_quorum_seconds = Histogram(
+    "muster_gang_quorum_seconds",
+    "Time from a gang's first member seen to minCount members present.",
+    buckets=_LATENCY_BUCKETS,
+)
+gang_plan_seconds = Histogram(
+    "muster_gang_plan_seconds", "Time to compute one whole-gang plan.", buckets=_LATENCY_BUCKETS
+)
+gang_quorum_to_bound_seconds = Histogram(
+    "muster_gang_quorum_to_bound_seconds",
+    "Time from a gang's quorum to all its quorum members bound.",
+    buckets=_LATENCY_BUCKETS,
+)
+gang_timeouts = Counter(
+    "muster_gang_timeouts_total", "Gangs whose deadline passed before all members reached bind."
+)

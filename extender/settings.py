@@ -37,3 +37,18 @@ class Settings:
 
     client_ca: str | None = None
     """PEM CA bundle; when set, clients (the scheduler) must present a certificate it signed."""
+
+    gang_timeout_seconds: float = 300.0
+    """Default gang deadline (``muster.dev/gang-timeout-seconds`` overrides it per group): from
+    the plan, and again from the first member's bind call, until every quorum member reached
+    bind.  At the deadline the waiting binds fail and the reservation is released."""
+
+    gang_backoff_base_seconds: float = 10.0
+    """First requeue delay of a gang that timed out; doubled on every further timeout."""
+
+    gang_backoff_max_seconds: float = 300.0
+    """Cap of the gang requeue delay."""
+
+    topology_keys: tuple[str, ...] = ("muster.dev/rack", "topology.kubernetes.io/zone")
+    """Node label keys of topology domains, narrowest first; a gang is placed in one domain of
+    the first level that can hold it, else anywhere."""

@@ -8,9 +8,9 @@ the pod as bound, which is what the watch would report after a real binding.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -67,15 +67,20 @@ def nodes_from_yaml(path: Path) -> list[model.Node]:
     return nodes
 
 
+class Feed(Protocol):
+    def replace_nodes(self, nodes: Sequence[model.Node]) -> None: ...
+    def mark_synced(self) -> None: ...
+
+
 class SimulatedCluster:
-    """Holds the simulated nodes; ``populate`` fills a cluster view with them."""
+    """Holds the simulated nodes; ``populate`` feeds them to the service as a synced list."""
 
     def __init__(self, nodes: Iterable[model.Node]) -> None:
         self.nodes = list(nodes)
 
-    def populate(self, state: cluster.ClusterState) -> None:
-        state.replace_nodes(self.nodes)
-        state.synced = True
+    def populate(self, feed: Feed) -> None:
+        feed.replace_nodes(self.nodes)
+        feed.mark_synced()
 
 
 class SimulatedBinder:

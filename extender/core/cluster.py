@@ -131,6 +131,9 @@ class ClusterState:
             return pod.node_name
         return self.assumed.get(uid, "")
 
+    def mark_synced(self) -> None:
+        self.synced = True
+
     # -- resync -----------------------------------------------------------------------------
 
     def replace_nodes(self, nodes: Iterable[model.Node]) -> None:

@@ -83,6 +83,15 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadRef:
+    """``spec.workloadRef`` (Kubernetes 1.35): the pod's Workload and pod group."""
+
+    name: str
+    pod_group: str
+    replica_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
     """A pod as the extender sees it, with its effective requests computed once.
 
@@ -110,6 +119,9 @@ class Pod:
     has_pod_affinity: bool = False
     has_topology_spread: bool = False
     resource_version: str = ""
+    workload_ref: WorkloadRef | None = None
+    scheduling_group: str = ""
+    """``spec.schedulingGroup.podGroupName`` (Kubernetes 1.36+)."""
 
     @property
     def key(self) -> str:

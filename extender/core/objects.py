@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from extender.core import model, resources
+from extender.core import gang, model, resources
 
 
 class ObjectError(ValueError):
@@ -246,6 +246,23 @@ def _host_ports(spec: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(ports)
 
 
+def _workload_ref(spec: Mapping[str, Any]) -> model.WorkloadRef | None:
+    ref = spec.get("workloadRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, dict):
+        raise ObjectError("pod.spec.workloadRef must be an object")
+    path = "pod.spec.workloadRef"
+    name = _str(ref, "name", path)
+    if not name:
+        raise ObjectError(f"{path}.name is missing")
+    return model.WorkloadRef(
+        name=name,
+        pod_group=_str(ref, "podGroup", path),
+        replica_key=_str(ref, "podGroupReplicaKey", path),
+    )
+
+
 def to_pod(raw: object) -> model.Pod:
     """Convert a raw v1.Pod (as the scheduler sends it or a watch delivers it)."""
     if not isinstance(raw, dict):
@@ -278,4 +295,42 @@ def to_pod(raw: object) -> model.Pod:
         has_pod_affinity=bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity")),
         has_topology_spread=bool(spec.get("topologySpreadConstraints")),
         resource_version=_str(meta, "resourceVersion", "pod.metadata"),
+        workload_ref=_workload_ref(spec),
+        scheduling_group=_str(
+            _dict(spec, "schedulingGroup", "pod.spec"), "podGroupName", "pod.spec.schedulingGroup"
+        ),
+    )
+
+
+# -- workloads ------------------------------------------------------------------------------
+
+
+def to_workload(raw: object) -> gang.Workload:
+    """Convert a Workload (``scheduling.k8s.io/v1alpha1`` or muster's CRD of the same schema):
+    ``spec.podGroups[] = {name, policy: {gang: {minCount}} | {basic: {}}}``."""
+    if not isinstance(raw, dict):
+        raise ObjectError("Workload must be an object")
+    meta = _dict(raw, "metadata", "workload")
+    name = _str(meta, "name", "workload.metadata")
+    if not name:
+        raise ObjectError("workload.metadata.name is missing")
+    groups = {}
+    for i, item in enumerate(_list(_dict(raw, "spec", "workload"), "podGroups", "workload.spec")):
+        where = f"workload.spec.podGroups[{i}]"
+        if not isinstance(item, dict):
+            raise ObjectError(f"{where} must be an object")
+        policy = _dict(item, "policy", where)
+        if "gang" in policy:
+            min_count = _int(
+                _dict(policy, "gang", f"{where}.policy"), "minCount", f"{where}.policy.gang"
+            )
+            if min_count < 1:
+                raise ObjectError(f"{where}.policy.gang.minCount must be positive")
+            groups[_str(item, "name", where)] = gang.PodGroupPolicy(gang=True, min_count=min_count)
+        else:
+            groups[_str(item, "name", where)] = gang.PodGroupPolicy(gang=False)
+    return gang.Workload(
+        namespace=_str(meta, "namespace", "workload.metadata", "default"),
+        name=name,
+        pod_groups=groups,
     )

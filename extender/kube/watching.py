@@ -11,18 +11,19 @@ view is only ever mutated by the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from kubernetes import client, watch
 
 from extender import metrics
-from extender.core import cluster, model, objects
+from extender.core import gang, model, objects
 from extender.kube.client import Connection
 
 log = logging.getLogger(__name__)
@@ -183,67 +184,98 @@ def _api_watcher(list_fn: Callable[..., Any]) -> Watcher:
     return watcher
 
 
-class KubeSource:
-    """Keeps a ``ClusterState`` in sync with the API server through two reflectors."""
+class ClusterFeed(Protocol):
+    """Where the reflectors deliver (the service): the whole list after a relist, then changes."""
 
-    def __init__(self, connection: Connection, state: cluster.ClusterState) -> None:
+    def replace_nodes(self, nodes: Sequence[model.Node]) -> None: ...
+    def upsert_node(self, node: model.Node) -> None: ...
+    def delete_node(self, name: str) -> None: ...
+    def replace_pods(self, pods: Sequence[model.Pod]) -> None: ...
+    def apply_pod(self, pod: model.Pod) -> None: ...
+    def remove_pod(self, pod: model.Pod) -> None: ...
+    def replace_workloads(self, workloads: Sequence[gang.Workload]) -> None: ...
+    def apply_workload(self, workload: gang.Workload) -> None: ...
+    def remove_workload(self, workload: gang.Workload) -> None: ...
+    def mark_synced(self) -> None: ...
+
+
+WORKLOAD_APIS = (("scheduling.k8s.io", "v1alpha1"), ("muster.dev", "v1alpha1"))
+"""Where Workload objects are read from: the upstream API when served, else muster's CRD."""
+
+
+def served_workload_api(connection: Connection) -> tuple[str, str] | None:
+    """The first of ``WORKLOAD_APIS`` that the API server serves, or None."""
+    groups = client.ApisApi(connection.api).get_api_versions()
+    served = {(g.name, v.version) for g in groups.groups or [] for v in g.versions or []}
+    return next((api for api in WORKLOAD_APIS if api in served), None)
+
+
+class KubeSource:
+    """Keeps the service's cluster view in sync with the API server through reflectors."""
+
+    def __init__(self, connection: Connection, feed: ClusterFeed) -> None:
         self.connection = connection
-        self.state = state
+        self.feed = feed
         self.reflectors: list[Reflector[Any]] = []
 
-    def _pod_handlers(self) -> Handlers[model.Pod]:
-        state = self.state
-        return Handlers(
-            replace=state.replace_pods,
-            upsert=state.upsert_pod,
-            delete=lambda pod: state.delete_pod(pod.uid),
-        )
-
-    def _node_handlers(self) -> Handlers[model.Node]:
-        state = self.state
-        return Handlers(
-            replace=state.replace_nodes,
-            upsert=state.upsert_node,
-            delete=lambda node: state.delete_node(node.name),
+    def _workloads(self, loop: asyncio.AbstractEventLoop) -> Reflector[gang.Workload] | None:
+        try:
+            api = served_workload_api(self.connection)
+        except Exception as exc:
+            log.warning("cannot discover the Workload API (%s): gangs use annotations only", exc)
+            return None
+        if api is None:
+            log.info(
+                "no Workload API served (install deploy/workload-crd.yaml): "
+                "gang minCount comes from the muster.dev/min-count annotation"
+            )
+            return None
+        group, version = api
+        custom = client.CustomObjectsApi(self.connection.api)
+        list_fn = functools.partial(custom.list_cluster_custom_object, group, version, "workloads")
+        feed = self.feed
+        log.info("reading Workload objects from %s/%s", group, version)
+        return Reflector(
+            resource="workloads",
+            lister=_api_lister(list_fn),
+            watcher=_api_watcher(list_fn),
+            convert=objects.to_workload,
+            loop=loop,
+            handlers=Handlers(feed.replace_workloads, feed.apply_workload, feed.remove_workload),
         )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         core = self.connection.core
+        feed = self.feed
         nodes: Reflector[model.Node] = Reflector(
             resource="nodes",
             lister=_api_lister(core.list_node),
             watcher=_api_watcher(core.list_node),
             convert=objects.to_node,
-            handlers=self._node_handlers(),
             loop=loop,
+            handlers=Handlers(
+                feed.replace_nodes, feed.upsert_node, lambda node: feed.delete_node(node.name)
+            ),
         )
         pods: Reflector[model.Pod] = Reflector(
             resource="pods",
             lister=_api_lister(core.list_pod_for_all_namespaces),
             watcher=_api_watcher(core.list_pod_for_all_namespaces),
             convert=objects.to_pod,
-            handlers=self._pod_handlers(),
             loop=loop,
+            handlers=Handlers(feed.replace_pods, feed.apply_pod, feed.remove_pod),
         )
-        self.reflectors = [nodes, pods]
+        workloads = await loop.run_in_executor(self.connection.executor, self._workloads, loop)
+        self.reflectors = [r for r in (nodes, workloads, pods) if r is not None]
         try:
-            # Nodes first, so pods listed next find their nodes.
-            nodes.start()
-            await nodes.listed.wait()
-            pods.start()
-            await pods.listed.wait()
-            self.state.synced = True
-            metrics.cluster_synced.set(1)
-            log.info(
-                "cluster view synced: %d nodes, %d pods",
-                len(self.state.nodes),
-                len(self.state.pods),
-            )
-            while True:
-                metrics.cluster_nodes.set(len(self.state.nodes))
-                metrics.cluster_pods.set(len(self.state.pods))
-                await asyncio.sleep(5)
+            # Nodes and workloads first, so the pods listed next find their nodes and gangs.
+            for reflector in self.reflectors:
+                reflector.start()
+                await reflector.listed.wait()
+            feed.mark_synced()
+            log.info("cluster view synced")
+            await asyncio.Event().wait()  # runs until cancelled
         finally:
             for reflector in self.reflectors:
                 reflector.stopped.set()

@@ -11,53 +11,39 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Mapping, Sequence
 
 import cachetools
 
 from extender import metrics
-from extender.core import cluster, model, objects, predicates, scoring
+from extender.core import cluster, gang, model, objects, predicates, resources, scoring
+from extender.service import gangs
+from extender.service.ports import (
+    Binder,
+    BindError,
+    Clock,
+    FilterOutcome,
+    Notifier,
+    NotReady,
+    QuietNotifier,
+    RequestError,
+    Victims,
+)
 from extender.settings import Settings
 
+__all__ = [
+    "Binder",
+    "BindError",
+    "Clock",
+    "ExtenderService",
+    "FilterOutcome",
+    "Notifier",
+    "NotReady",
+    "RequestError",
+    "Victims",
+]
+
 log = logging.getLogger(__name__)
-
-
-class Binder(Protocol):
-    """Creates the ``pods/binding`` of a pod; raises on failure."""
-
-    async def bind(self, pod: model.Pod, node_name: str) -> None: ...
-
-
-Clock = Callable[[], float]
-
-
-class RequestError(ValueError):
-    """A request that names things the extender cannot accept (answered with HTTP 400)."""
-
-
-class NotReady(RuntimeError):
-    """The cluster view has not synced yet."""
-
-
-class BindError(RuntimeError):
-    """A bind that was refused or failed; the message goes back to the scheduler."""
-
-
-@dataclass(slots=True)
-class FilterOutcome:
-    passed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    unresolvable: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Victims:
-    """The pods preemption would evict on one node, by uid."""
-
-    uids: tuple[str, ...]
-    pdb_violations: int = 0
 
 
 class ExtenderService:
@@ -67,12 +53,20 @@ class ExtenderService:
         state: cluster.ClusterState,
         binder: Binder,
         settings: Settings,
+        notifier: Notifier | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.state = state
         self.binder = binder
         self.settings = settings
         self.clock = clock
+        self.notifier = notifier or QuietNotifier()
+        metrics.cluster_nodes.set_function(lambda: len(state.nodes))
+        metrics.cluster_pods.set_function(lambda: len(state.pods))
+        metrics.cluster_synced.set_function(lambda: int(state.synced))
+        self.gangs = gangs.GangCoordinator(
+            state=state, binder=binder, notifier=self.notifier, settings=settings, clock=clock
+        )
         # uid -> (resourceVersion, pod): converting a pod once per version, and the pod a
         # bind call refers to (the watch may not have delivered it yet).
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
@@ -86,6 +80,50 @@ class ExtenderService:
     def _require_ready(self) -> None:
         if not self.state.synced:
             raise NotReady("cluster view not synced yet")
+
+    # -- the cluster feed (watches, or the simulation) ----------------------------------------
+
+    def replace_nodes(self, nodes: Sequence[model.Node]) -> None:
+        self.state.replace_nodes(nodes)
+
+    def upsert_node(self, node: model.Node) -> None:
+        self.state.upsert_node(node)
+
+    def delete_node(self, name: str) -> None:
+        self.state.delete_node(name)
+
+    def replace_pods(self, pods: Sequence[model.Pod]) -> None:
+        fresh = {pod.uid for pod in pods}
+        for uid in list(self.gangs.group_of):
+            if uid not in fresh:
+                self.gangs.forget(uid)
+        self.state.replace_pods(pods)
+        for pod in pods:
+            self.gangs.observe(pod)
+
+    def apply_pod(self, pod: model.Pod) -> None:
+        self.state.upsert_pod(pod)
+        self.gangs.observe(pod)
+
+    def remove_pod(self, pod: model.Pod) -> None:
+        self.state.delete_pod(pod.uid)
+        self.gangs.forget(pod.uid)
+
+    def replace_workloads(self, workloads: Sequence[gang.Workload]) -> None:
+        for key in list(self.gangs.workloads):
+            if key not in {(w.namespace, w.name) for w in workloads}:
+                self.gangs.delete_workload(*key)
+        for workload in workloads:
+            self.gangs.set_workload(workload)
+
+    def apply_workload(self, workload: gang.Workload) -> None:
+        self.gangs.set_workload(workload)
+
+    def remove_workload(self, workload: gang.Workload) -> None:
+        self.gangs.delete_workload(workload.namespace, workload.name)
+
+    def mark_synced(self) -> None:
+        self.state.synced = True
 
     # -- pods from the wire -----------------------------------------------------------------
 
@@ -103,21 +141,22 @@ class ExtenderService:
             self._seen[pod.uid] = (pod.resource_version, pod)
         return pod
 
-    def _node(self, name: str) -> cluster.NodeState:
-        state = self.state.nodes.get(name)
-        if state is None:
-            raise RequestError(f"unknown node {name!r}")
-        return state
-
-    def _nodes(self, names: Sequence[str]) -> list[cluster.NodeState]:
+    def _judged(
+        self, names: Sequence[str], node_objects: Mapping[str, model.Node] | None
+    ) -> list[tuple[model.Node, resources.ResourceList]]:
+        """(node, used) per name.  Node objects from the request (nodeCacheCapable: false) need
+        not be known to the view; names alone must be."""
         nodes = self.state.nodes
+        if node_objects is not None:
+            empty: dict[str, int] = {}
+            return [(node_objects[n], nodes[n].used if n in nodes else empty) for n in names]
         found = [nodes.get(name) for name in names]
         if None in found:
             missing = [n for n, s in zip(names, found, strict=True) if s is None]
             shown = ", ".join(repr(n) for n in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise RequestError(f"unknown node(s) {shown}{more}: not in the extender's view")
-        return found  # type: ignore[return-value]
+        return [(s.node, s.used) for s in found if s is not None]
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -134,23 +173,18 @@ class ExtenderService:
         and only the usage on them from the view; such nodes need not be known.
         """
         self._require_ready()
-        outcome = FilterOutcome()
-        if node_objects is None:
-            judged = [(s.node, s.used) for s in self._nodes(node_names)]
-        else:
-            empty: dict[str, int] = {}
-            judged = []
-            for name in node_names:
-                known = self.state.nodes.get(name)
-                judged.append((node_objects[name], known.used if known else empty))
-        for node, used in judged:
-            rejection = predicates.check(pod, node, used)
-            if rejection is None:
-                outcome.passed.append(node.name)
-            elif rejection.code is predicates.Code.UNRESOLVABLE:
-                outcome.unresolvable[node.name] = rejection.reason
-            else:
-                outcome.failed[node.name] = rejection.reason
+        judged = self._judged(node_names, node_objects)
+        outcome = self.gangs.filter(pod, node_names)
+        if outcome is None:
+            outcome = FilterOutcome()
+            for node, used in judged:
+                rejection = predicates.check(pod, node, used)
+                if rejection is None:
+                    outcome.passed.append(node.name)
+                elif rejection.code is predicates.Code.UNRESOLVABLE:
+                    outcome.unresolvable[node.name] = rejection.reason
+                else:
+                    outcome.failed[node.name] = rejection.reason
         metrics.filter_nodes.labels("passed").inc(len(outcome.passed))
         metrics.filter_nodes.labels("failed").inc(len(outcome.failed))
         metrics.filter_nodes.labels("unresolvable").inc(len(outcome.unresolvable))
@@ -168,18 +202,10 @@ class ExtenderService:
         """Score each node 0..10 with the configured strategy."""
         self._require_ready()
         strategy = self.settings.scoring
-        if node_objects is None:
-            return [
-                (s.node.name, scoring.score(strategy, pod.requests, s.node, s.used))
-                for s in self._nodes(node_names)
-            ]
-        empty: dict[str, int] = {}
-        out = []
-        for name in node_names:
-            known = self.state.nodes.get(name)
-            used = known.used if known else empty
-            out.append((name, scoring.score(strategy, pod.requests, node_objects[name], used)))
-        return out
+        return [
+            (node.name, scoring.score(strategy, pod.requests, node, used))
+            for node, used in self._judged(node_names, node_objects)
+        ]
 
     # -- bind -------------------------------------------------------------------------------
 
@@ -191,9 +217,10 @@ class ExtenderService:
                 raise BindError(f"pod {key} has uid {known.uid}, not {uid}")
             return known
         seen = self._seen.get(uid)
-        if seen is None or seen[1].key != key:
+        pod = seen[1] if seen is not None else self.gangs.member(uid)
+        if pod is None or pod.key != key:
             raise BindError(f"pod {key} (uid {uid}) is unknown to the extender")
-        return seen[1]
+        return pod
 
     async def bind(self, *, namespace: str, name: str, uid: str, node_name: str) -> None:
         """Create the pod's binding, accounting it on the node before the API call returns."""
@@ -202,7 +229,8 @@ class ExtenderService:
             pod = self._pod_for_bind(namespace, name, uid)
             if node_name not in self.state.nodes:
                 raise BindError(f"node {node_name!r} is unknown to the extender")
-            current = self.state.bound_node(pod.uid)
+            group = self.gangs.gates(pod.uid)
+            current = "" if group is not None else self.state.bound_node(pod.uid)
             if current == node_name:
                 metrics.binds.labels("bound").inc()
                 return
@@ -211,6 +239,9 @@ class ExtenderService:
         except BindError:
             metrics.binds.labels("refused").inc()
             raise
+        if group is not None:
+            await self._bind_member(group, pod, node_name)
+            return
         # 1. account the pod at once so the next filter sees the node fuller;
         self.state.assume(pod, node_name)
         # 2. create the binding; 3. undo the accounting if that failed.
@@ -223,9 +254,19 @@ class ExtenderService:
             raise BindError(f"binding {pod.key} to {node_name} failed: {exc}") from exc
         metrics.binds.labels("bound").inc()
 
+    async def _bind_member(self, group: gangs.Group, pod: model.Pod, node_name: str) -> None:
+        """A gang member: wait at the gang's gate; all members are bound together."""
+        try:
+            await self.gangs.bind(group, pod, node_name)
+        except BindError:
+            metrics.binds.labels("failed").inc()
+            raise
+        metrics.binds.labels("bound").inc()
+
     # -- preempt ----------------------------------------------------------------------------
 
     def preempt(self, pod: model.Pod, candidates: Mapping[str, Victims]) -> dict[str, Victims]:
-        """The scheduler's preemption candidates, passed through unchanged for now."""
+        """The scheduler's candidates, minus nodes whose victims would take only part of a
+        gang: all bound members of a gang are victims, or none."""
         self._require_ready()
-        return dict(candidates)
+        return self.gangs.whole_gangs_only(candidates)

@@ -1,0 +1,477 @@
+"""Gang scheduling: quorum, a whole-gang plan with reservations, steering, and the bind gate.
+
+An extender has no Permit hook, so the gang is decided here:
+
+1. Quorum: until ``minCount`` members exist, filter rejects them (unresolvable) with the count.
+2. Plan: at quorum the whole gang is placed at once (``core.gang.plan``) and its capacity is
+   reserved as claims in the cluster view, so no other pod or gang can take it.
+3. Nudge: the other members are touched so kube-scheduler retries them now.
+4. Steer: filter passes a member only on its planned node, or moves its reservation to an
+   offered node that fits when the planned one was not offered.
+5. Gate: a member's bind waits until every quorum member reached bind, then all are bound
+   concurrently.  At the group's deadline the waiting binds fail, the reservation is released
+   and the group backs off exponentially.
+
+Groups are rebuilt from the pods the watch delivers, so after a restart bound members count
+as placed and the rest are planned around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from extender import metrics
+from extender.core import cluster, gang, model, predicates
+from extender.service.ports import Binder, BindError, Clock, FilterOutcome, Notifier, Victims
+from extender.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RESERVATION_PREFIX = "gang/"
+
+
+class Phase(enum.StrEnum):
+    WAITING = "Waiting"
+    UNPLACEABLE = "Unplaceable"
+    PLANNED = "Planned"
+    BOUND = "Bound"
+    BACKING_OFF = "BackingOff"
+
+
+def reservation_key(uid: str) -> str:
+    return RESERVATION_PREFIX + uid
+
+
+@dataclass(eq=False)
+class Group:
+    key: gang.GroupKey
+    first_seen: float
+    policy: gang.Policy = field(default_factory=gang.Policy)
+    members: dict[str, model.Pod] = field(default_factory=dict)
+    plan: dict[str, str] = field(default_factory=dict)
+    domain: str = ""
+    gate: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    deadline: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+    attempts: int = 0
+    backoff_until: float = 0.0
+    phase: Phase | None = None
+    reason: str = ""
+    quorum_at: float = 0.0
+
+    @property
+    def priority(self) -> int:
+        return max((p.priority for p in self.members.values()), default=0)
+
+    @property
+    def created(self) -> float:
+        return min((p.created for p in self.members.values()), default=0.0)
+
+
+class GangCoordinator:
+    """Owns every pod group; called by the service for members, and by the watch feed."""
+
+    def __init__(
+        self,
+        *,
+        state: cluster.ClusterState,
+        binder: Binder,
+        notifier: Notifier,
+        settings: Settings,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.state = state
+        self.binder = binder
+        self.notifier = notifier
+        self.settings = settings
+        self.clock = clock
+        self.groups: dict[gang.GroupKey, Group] = {}
+        self.group_of: dict[str, gang.GroupKey] = {}
+        self.workloads: dict[tuple[str, str], gang.Workload] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        for phase in Phase:
+            metrics.gangs.labels(phase.value).set_function(functools.partial(self.count, phase))
+
+    def count(self, phase: Phase) -> int:
+        return sum(g.phase is phase for g in self.groups.values())
+
+    # -- membership -------------------------------------------------------------------------
+
+    def observe(self, pod: model.Pod) -> Group | None:
+        """Track a pod (from the watch or a filter call); returns its group, if it has one."""
+        member = gang.membership(pod)
+        if member is None:
+            return None
+        if pod.terminated:
+            self.forget(pod.uid)
+            return None
+        group = self.groups.get(member.key)
+        if group is None:
+            group = self.groups[member.key] = Group(key=member.key, first_seen=self.clock())
+        group.members[pod.uid] = pod
+        self.group_of[pod.uid] = member.key
+        group.policy = gang.policy(
+            member,
+            pod,
+            workloads=self.workloads,
+            default_timeout=self.settings.gang_timeout_seconds,
+        )
+        return group
+
+    def member(self, uid: str) -> model.Pod | None:
+        """The latest copy of a member pod."""
+        key = self.group_of.get(uid)
+        group = self.groups.get(key) if key else None
+        return group.members.get(uid) if group else None
+
+    def forget(self, uid: str) -> None:
+        """A pod is gone (deleted, or finished): drop it; a planned member releases the plan."""
+        key = self.group_of.pop(uid, None)
+        group = self.groups.get(key) if key else None
+        if group is None:
+            return
+        group.members.pop(uid, None)
+        if uid in group.plan:
+            self._release(group)
+        if not group.members:
+            self._cancel_timer(group)
+            del self.groups[group.key]
+
+    def set_workload(self, workload: gang.Workload) -> None:
+        self.workloads[(workload.namespace, workload.name)] = workload
+        self._refresh(workload.namespace, workload.name)
+
+    def delete_workload(self, namespace: str, name: str) -> None:
+        self.workloads.pop((namespace, name), None)
+        self._refresh(namespace, name)
+
+    def _refresh(self, namespace: str, name: str) -> None:
+        for group in list(self.groups.values()):
+            if group.key.namespace == namespace and group.key.workload == name:
+                for pod in list(group.members.values()):
+                    self.observe(pod)
+                self.notifier.nudge(self._pending(group))
+
+    # -- filter -----------------------------------------------------------------------------
+
+    def _bound(self, group: Group) -> list[model.Pod]:
+        return [p for p in group.members.values() if self.state.bound_node(p.uid)]
+
+    def _pending(self, group: Group) -> list[model.Pod]:
+        return [p for p in group.members.values() if not self.state.bound_node(p.uid)]
+
+    def filter(self, pod: model.Pod, node_names: Sequence[str]) -> FilterOutcome | None:
+        """The verdict for a gang member, or None when the pod is not (or no longer) gated."""
+        group = self.observe(pod)
+        if group is None:
+            return None
+        policy = group.policy
+        if policy.missing:
+            return self._wait(group, node_names, f"waiting for gang {group.key}: {policy.missing}")
+        if not policy.is_gang:
+            return None
+        if pod.uid not in group.plan:
+            if len(self._bound(group)) >= policy.min_count:
+                return None  # the gang is running: members beyond minCount go one by one
+            now = self.clock()
+            if now < group.backoff_until:
+                return self._wait(
+                    group,
+                    node_names,
+                    f"gang {group.key} backing off for "
+                    f"{group.backoff_until - now:.0f}s: {group.reason}",
+                    Phase.BACKING_OFF,
+                )
+            live = len(group.members)
+            if live < policy.min_count:
+                return self._wait(
+                    group,
+                    node_names,
+                    f"waiting for gang {group.key}: {live}/{policy.min_count} pods",
+                )
+            if not group.plan:
+                self._plan_in_order(group, exclude=pod)
+            if not group.plan:
+                return self._wait(group, node_names, group.reason, Phase.UNPLACEABLE)
+            if pod.uid not in group.plan:
+                return self._wait(
+                    group,
+                    node_names,
+                    f"gang {group.key} is being placed; "
+                    f"members beyond minCount {policy.min_count} wait for it",
+                )
+        return self._steer(group, pod, node_names)
+
+    def _wait(
+        self, group: Group, node_names: Sequence[str], reason: str, phase: Phase = Phase.WAITING
+    ) -> FilterOutcome:
+        self._set_phase(group, phase, reason)
+        return FilterOutcome(unresolvable=dict.fromkeys(node_names, reason))
+
+    def _set_phase(self, group: Group, phase: Phase, reason: str) -> None:
+        """Record the group's state; a change of phase is an Event on every member (a new
+        reason within the same phase, like a growing member count, is not)."""
+        changed = group.phase is not phase
+        group.phase, group.reason = phase, reason
+        if not changed:
+            return
+        warning = phase in (Phase.UNPLACEABLE, Phase.BACKING_OFF)
+        event = f"Gang{phase.value}"
+        for pod in list(group.members.values()):
+            self.notifier.event(pod, reason=event, message=reason, warning=warning)
+
+    def _quorum(self, group: Group) -> tuple[list[model.Pod], list[model.Pod]]:
+        """(bound members, the earliest pending members that complete minCount)."""
+        bound = self._bound(group)
+        pending = sorted(self._pending(group), key=lambda p: (p.created, p.name))
+        return bound, pending[: max(0, group.policy.min_count - len(bound))]
+
+    def _plan_in_order(self, group: Group, *, exclude: model.Pod) -> None:
+        """Plan waiting gangs in queue order (priority, then age) up to and including ``group``,
+        so an older or more important gang gets capacity first."""
+        now = self.clock()
+        ahead = sorted(
+            (
+                g
+                for g in self.groups.values()
+                if g is not group
+                and not g.plan
+                and g.policy.is_gang
+                and now >= g.backoff_until
+                and len(g.members) >= g.policy.min_count
+                and len(self._bound(g)) < g.policy.min_count
+                and (-g.priority, g.created) < (-group.priority, group.created)
+            ),
+            key=lambda g: (-g.priority, g.created),
+        )
+        for other in ahead:
+            self._plan(other, exclude=None)
+        self._plan(group, exclude=exclude)
+
+    def _plan(self, group: Group, *, exclude: model.Pod | None) -> None:
+        now = self.clock()
+        if not group.quorum_at:
+            group.quorum_at = now
+            metrics.gang_quorum_seconds.observe(max(0.0, now - group.first_seen))
+        _, to_place = self._quorum(group)
+        started = time.perf_counter()
+        result = gang.plan(
+            to_place, list(self.state.nodes.values()), topology_keys=self.settings.topology_keys
+        )
+        metrics.gang_plan_seconds.observe(time.perf_counter() - started)
+        if isinstance(result, gang.Unplaceable):
+            self._set_phase(group, Phase.UNPLACEABLE, f"gang {group.key}: {result.reason}")
+            return
+        for pod in to_place:
+            self.state.claim(reservation_key(pod.uid), result.nodes[pod.uid], pod.requests)
+        group.plan = dict(result.nodes)
+        group.domain = result.domain
+        self._arm(group, now + group.policy.timeout_seconds)
+        self._set_phase(
+            group,
+            Phase.PLANNED,
+            f"gang {group.key} planned: {len(to_place)} member(s) in {result.domain}",
+        )
+        self.notifier.nudge([p for p in to_place if exclude is None or p.uid != exclude.uid])
+
+    def _steer(self, group: Group, pod: model.Pod, node_names: Sequence[str]) -> FilterOutcome:
+        """Pass only the planned node; if it was not offered, move the member's reservation to
+        an offered node that fits (same domain first), else release the plan."""
+        planned = group.plan[pod.uid]
+        state = self.state.nodes.get(planned)
+        offered = set(node_names)
+        if (
+            planned in offered
+            and state is not None
+            and predicates.check_static(pod, state.node) is None
+        ):
+            return self._only(planned, node_names, f"gang {group.key} member planned elsewhere")
+        if pod.uid in group.gate:  # a member already waiting at bind keeps its node
+            return self._only(planned, node_names, f"gang {group.key} member planned elsewhere")
+        key = reservation_key(pod.uid)
+        self.state.release(key)
+        for name in self._by_domain(group, node_names):
+            candidate = self.state.nodes.get(name)
+            if candidate and predicates.check(pod, candidate.node, candidate.used) is None:
+                self.state.claim(key, name, pod.requests)
+                group.plan[pod.uid] = name
+                return self._only(name, node_names, f"gang {group.key} member planned elsewhere")
+        self._release(group)
+        reason = (
+            f"gang {group.key}: planned node {planned} was not offered and no offered "
+            f"node fits; re-planning"
+        )
+        self.notifier.nudge([pod])
+        return self._wait(group, node_names, reason)
+
+    def _by_domain(self, group: Group, node_names: Sequence[str]) -> list[str]:
+        """Offered nodes, those in the plan's topology domain first."""
+        label, _, value = group.domain.partition("=")
+        if not value:
+            return list(node_names)
+        nodes = self.state.nodes
+        inside = [n for n in node_names if n in nodes and nodes[n].node.labels.get(label) == value]
+        return inside + [n for n in node_names if n not in set(inside)]
+
+    @staticmethod
+    def _only(node: str, node_names: Sequence[str], reason: str) -> FilterOutcome:
+        return FilterOutcome(
+            passed=[node], unresolvable={n: reason for n in node_names if n != node}
+        )
+
+    # -- reservations and deadlines ---------------------------------------------------------
+
+    def _release(self, group: Group) -> None:
+        for uid in group.plan:
+            self.state.release(reservation_key(uid))
+        group.plan.clear()
+        group.domain = ""
+        if not group.gate:
+            self._cancel_timer(group)
+
+    def _cancel_timer(self, group: Group) -> None:
+        if group.timer is not None:
+            group.timer.cancel()
+            group.timer = None
+
+    def _arm(self, group: Group, deadline: float) -> None:
+        self._cancel_timer(group)
+        group.deadline = deadline
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # planning outside a loop (tests of the sync path)
+            return
+        group.timer = loop.call_later(max(0.0, deadline - self.clock()), self._expire, group)
+
+    def _expire(self, group: Group) -> None:
+        """The deadline passed before every quorum member reached bind."""
+        group.timer = None
+        arrived = len(group.gate)
+        needed = len(group.plan)
+        reason = (
+            f"gang {group.key} timed out after {group.policy.timeout_seconds:.0f}s: "
+            f"{arrived}/{needed} planned member(s) reached bind"
+        )
+        for uid, waiting in group.gate.items():
+            self.state.forget(uid)
+            if not waiting.done():
+                waiting.set_exception(BindError(reason))
+        group.gate.clear()
+        self._release(group)
+        group.attempts += 1
+        settings = self.settings
+        delay = min(
+            settings.gang_backoff_base_seconds * 2 ** (group.attempts - 1),
+            settings.gang_backoff_max_seconds,
+        )
+        group.backoff_until = self.clock() + delay
+        metrics.gang_timeouts.inc()
+        log.info("%s; backing off %.0fs", reason, delay)
+        self._set_phase(group, Phase.BACKING_OFF, f"{reason}; retrying in {delay:.0f}s")
+        asyncio.get_running_loop().call_later(delay, self._retry, group)
+
+    def _retry(self, group: Group) -> None:
+        if self.groups.get(group.key) is group:
+            self.notifier.nudge(self._pending(group))
+
+    # -- bind gate --------------------------------------------------------------------------
+
+    def gates(self, uid: str) -> Group | None:
+        """The group whose gate a bind of ``uid`` must pass, if any."""
+        key = self.group_of.get(uid)
+        group = self.groups.get(key) if key else None
+        return group if group is not None and uid in group.plan else None
+
+    async def bind(self, group: Group, pod: model.Pod, node_name: str) -> None:
+        """Wait at the gate until all quorum members arrived, then all are bound together."""
+        planned = group.plan[pod.uid]
+        if planned != node_name:
+            raise BindError(f"gang member {pod.key} is planned on {planned}, not {node_name}")
+        if pod.uid in group.gate:
+            raise BindError(f"gang member {pod.key} is already waiting at bind")
+        self.state.release(reservation_key(pod.uid))
+        self.state.assume(pod, node_name)
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.gate[pod.uid] = waiting
+        if len(group.gate) == 1:
+            self._arm(group, self.clock() + group.policy.timeout_seconds)
+        if len(group.gate) == len(group.plan):
+            self._open(group)
+        await waiting
+
+    def _open(self, group: Group) -> None:
+        """Every planned member is at the gate: bind them all, concurrently."""
+        self._cancel_timer(group)
+        gate, group.gate = group.gate, {}
+        placements = {uid: group.plan.pop(uid) for uid in gate}
+        task = asyncio.create_task(self._bind_all(group, gate, placements))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bind_all(
+        self, group: Group, gate: Mapping[str, asyncio.Future[None]], placements: Mapping[str, str]
+    ) -> None:
+        pods = [group.members[uid] for uid in gate if uid in group.members]
+        results = await asyncio.gather(
+            *(self.binder.bind(pod, placements[pod.uid]) for pod in pods), return_exceptions=True
+        )
+        failed = 0
+        for pod, result in zip(pods, results, strict=True):
+            waiting = gate[pod.uid]
+            if isinstance(result, BaseException):
+                failed += 1
+                self.state.forget(pod.uid)
+                if not waiting.done():
+                    waiting.set_exception(
+                        BindError(
+                            f"binding gang member {pod.key} to "
+                            f"{placements[pod.uid]} failed: {result}"
+                        )
+                    )
+            elif not waiting.done():
+                waiting.set_result(None)
+        for uid, waiting in gate.items():  # members deleted while waiting
+            if not waiting.done():
+                waiting.set_exception(BindError(f"gang member {uid} left the group"))
+        if failed:
+            self._set_phase(
+                group,
+                Phase.WAITING,
+                f"gang {group.key}: {failed} binding(s) failed; re-planning those members",
+            )
+            self.notifier.nudge(self._pending(group))
+            return
+        if group.quorum_at:
+            metrics.gang_quorum_to_bound_seconds.observe(max(0.0, self.clock() - group.quorum_at))
+        group.quorum_at = 0.0
+        group.attempts = 0
+        self._set_phase(
+            group,
+            Phase.BOUND,
+            f"gang {group.key} bound: {len(pods)} member(s)"
+            + (f" in {group.domain}" if group.domain else ""),
+        )
+
+    # -- preemption -------------------------------------------------------------------------
+
+    def whole_gangs_only(self, candidates: Mapping[str, Victims]) -> dict[str, Victims]:
+        """Drop candidate nodes whose victims would take only part of a gang's bound members."""
+        kept = {}
+        for node, victims in candidates.items():
+            chosen = set(victims.uids)
+            if all(self._wholly_in(uid, chosen) for uid in victims.uids):
+                kept[node] = victims
+        return kept
+
+    def _wholly_in(self, uid: str, chosen: set[str]) -> bool:
+        key = self.group_of.get(uid)
+        group = self.groups.get(key) if key else None
+        if group is None or not group.policy.is_gang or group.policy.min_count <= 1:
+            return True
+        return all(p.uid in chosen for p in self._bound(group))

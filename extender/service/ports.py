@@ -1,0 +1,70 @@
+"""The service's ports (what it needs from the outside world) and the values it hands out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from extender.core import model
+
+
+class Binder(Protocol):
+    """Creates the ``pods/binding`` of a pod; raises on failure."""
+
+    async def bind(self, pod: model.Pod, node_name: str) -> None: ...
+
+
+class Notifier(Protocol):
+    """Tells the cluster what happened; fire-and-forget, never raises, never blocks."""
+
+    def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
+        """Record a Kubernetes Event on the pod (``kubectl describe pod`` shows it)."""
+
+    def nudge(self, pods: Sequence[model.Pod]) -> None:
+        """Touch the pods (an annotation patch) so kube-scheduler retries them at once."""
+
+
+class QuietNotifier:
+    """A notifier for clusters nobody watches (the simulation): it only counts."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []
+        self.nudged = 0
+
+    def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
+        if len(self.events) < 10000:
+            self.events.append((pod.key, reason, message))
+
+    def nudge(self, pods: Sequence[model.Pod]) -> None:
+        self.nudged += len(pods)
+
+
+Clock = Callable[[], float]
+
+
+class RequestError(ValueError):
+    """A request that names things the extender cannot accept (answered with HTTP 400)."""
+
+
+class NotReady(RuntimeError):
+    """The cluster view has not synced yet."""
+
+
+class BindError(RuntimeError):
+    """A bind that was refused or failed; the message goes back to the scheduler."""
+
+
+@dataclass(slots=True)
+class FilterOutcome:
+    passed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unresolvable: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Victims:
+    """The pods preemption would evict on one node, by uid."""
+
+    uids: tuple[str, ...]
+    pdb_violations: int = 0
