@@ -93,6 +93,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         scoring=scoring.Strategy(args.scoring),
         max_body_bytes=int(args.max_body_mb * 2**20),
         gang_timeout_seconds=args.gang_timeout,
+        feasibility_cache=not args.no_feasibility_cache,
         topology_keys=tuple(k.strip() for k in args.topology_keys.split(",") if k.strip()),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -77,3 +81,45 @@ gang_quorum_to_bound_seconds = Histogram(
 gang_timeouts = Counter(
     "muster_gang_timeouts_total", "Gangs whose deadline passed before all members reached bind."
 )
+
+
+CacheReading = Callable[[], tuple[dict[str, int], int]]
+"""Returns the feasibility cache's counters (hits, partial_hits, misses, rechecked, evictions)
+and its number of entries."""
+
+
+class _FeasibilityCacheCollector(Collector):
+    """Reads the serving process's feasibility cache at scrape time (no per-call cost)."""
+
+    reading: CacheReading | None = None
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        if self.reading is None:
+            return
+        counters, entries = self.reading()
+        lookups = CounterMetricFamily(
+            "muster_feasibility_cache_lookups",
+            "Feasibility cache lookups by result: hit (every node reused), partial (some nodes "
+            "re-checked), miss (no entry for the signature).",
+            labels=["result"],
+        )
+        for result, key in (("hit", "hits"), ("partial", "partial_hits"), ("miss", "misses")):
+            lookups.add_metric([result], counters[key])
+        yield lookups
+        yield CounterMetricFamily(
+            "muster_feasibility_cache_rechecked_nodes",
+            "Nodes judged afresh by cache lookups (generation moved, or new).",
+            value=counters["rechecked"],
+        )
+        yield CounterMetricFamily(
+            "muster_feasibility_cache_evictions",
+            "Signatures evicted from the LRU.",
+            value=counters["evictions"],
+        )
+        yield GaugeMetricFamily(
+            "muster_feasibility_cache_entries", "Signatures cached.", value=entries
+        )
+
+
+feasibility_cache = _FeasibilityCacheCollector()
+REGISTRY.register(feasibility_cache)

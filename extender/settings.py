@@ -26,6 +26,13 @@ class Settings:
     """Largest request body accepted.  500 full Node objects are about 5 MB (nodeCacheCapable:
     false); with node names only a 5000-node call is about 70 KB."""
 
+    feasibility_cache: bool = True
+    """Reuse filter verdicts and scores of identical pods per node while the node is unchanged
+    (opportunistic batching); off computes every node afresh.  Results are equal either way."""
+
+    cache_signatures: int = 128
+    """How many equivalence classes (distinct pod shapes) the cache keeps (LRU)."""
+
     remembered_pods: int = 65536
     """How many pods seen in filter calls are remembered for the bind that follows (LRU)."""
 

@@ -16,7 +16,16 @@ from collections.abc import Mapping, Sequence
 import cachetools
 
 from extender import metrics
-from extender.core import cluster, gang, model, objects, predicates, resources, scoring
+from extender.core import (
+    cluster,
+    equivalence,
+    feasibility,
+    gang,
+    model,
+    objects,
+    predicates,
+    scoring,
+)
 from extender.service import gangs
 from extender.service.ports import (
     Binder,
@@ -64,6 +73,12 @@ class ExtenderService:
         metrics.cluster_nodes.set_function(lambda: len(state.nodes))
         metrics.cluster_pods.set_function(lambda: len(state.pods))
         metrics.cluster_synced.set_function(lambda: int(state.synced))
+        self.cache = (
+            feasibility.FeasibilityCache(max_signatures=settings.cache_signatures)
+            if settings.feasibility_cache
+            else None
+        )
+        metrics.feasibility_cache.reading = self._cache_reading
         self.gangs = gangs.GangCoordinator(
             state=state, binder=binder, notifier=self.notifier, settings=settings, clock=clock
         )
@@ -72,6 +87,19 @@ class ExtenderService:
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
             maxsize=settings.remembered_pods
         )
+
+    def _cache_reading(self) -> tuple[dict[str, int], int]:
+        if self.cache is None:
+            return dict.fromkeys(("hits", "partial_hits", "misses", "rechecked", "evictions"), 0), 0
+        stats = self.cache.stats
+        counters = {
+            "hits": stats.hits,
+            "partial_hits": stats.partial_hits,
+            "misses": stats.misses,
+            "rechecked": stats.rechecked,
+            "evictions": stats.evictions,
+        }
+        return counters, len(self.cache)
 
     @property
     def ready(self) -> bool:
@@ -141,22 +169,40 @@ class ExtenderService:
             self._seen[pod.uid] = (pod.resource_version, pod)
         return pod
 
-    def _judged(
+    def _states(
         self, names: Sequence[str], node_objects: Mapping[str, model.Node] | None
-    ) -> list[tuple[model.Node, resources.ResourceList]]:
-        """(node, used) per name.  Node objects from the request (nodeCacheCapable: false) need
-        not be known to the view; names alone must be."""
-        nodes = self.state.nodes
+    ) -> list[cluster.NodeState] | None:
+        """The view's state of each named node (None with node objects from the request).
+
+        Names alone must be known to the view: an unknown name is a bad request."""
         if node_objects is not None:
-            empty: dict[str, int] = {}
-            return [(node_objects[n], nodes[n].used if n in nodes else empty) for n in names]
+            return None
+        nodes = self.state.nodes
         found = [nodes.get(name) for name in names]
         if None in found:
             missing = [n for n, s in zip(names, found, strict=True) if s is None]
             shown = ", ".join(repr(n) for n in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise RequestError(f"unknown node(s) {shown}{more}: not in the extender's view")
-        return [(s.node, s.used) for s in found if s is not None]
+        return found  # type: ignore[return-value]
+
+    def _request_states(
+        self, names: Sequence[str], node_objects: Mapping[str, model.Node]
+    ) -> list[cluster.NodeState]:
+        """nodeCacheCapable: false — the request's node objects with the view's usage on them
+        (such nodes need not be known, and are never cached)."""
+        nodes = self.state.nodes
+        return [
+            cluster.NodeState(node_objects[n], -1, nodes[n].used if n in nodes else {})
+            for n in names
+        ]
+
+    def _signature(
+        self, pod: model.Pod, states: list[cluster.NodeState] | None
+    ) -> equivalence.Signature | None:
+        if self.cache is None or states is None:
+            return None
+        return equivalence.signature(pod)
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -173,18 +219,32 @@ class ExtenderService:
         and only the usage on them from the view; such nodes need not be known.
         """
         self._require_ready()
-        judged = self._judged(node_names, node_objects)
+        states = self._states(node_names, node_objects)
         outcome = self.gangs.filter(pod, node_names)
         if outcome is None:
+            judged = (
+                states
+                if states is not None
+                else self._request_states(node_names, node_objects or {})
+            )
+
+            def judge(state: cluster.NodeState) -> predicates.Rejection | None:
+                return predicates.check(pod, state.node, state.used)
+
+            signature = self._signature(pod, states)
+            if signature is not None and self.cache is not None:
+                verdicts = self.cache.verdicts(signature, judged, judge)
+            else:
+                verdicts = [judge(state) for state in judged]
             outcome = FilterOutcome()
-            for node, used in judged:
-                rejection = predicates.check(pod, node, used)
+            for state, rejection in zip(judged, verdicts, strict=True):
+                name = state.node.name
                 if rejection is None:
-                    outcome.passed.append(node.name)
+                    outcome.passed.append(name)
                 elif rejection.code is predicates.Code.UNRESOLVABLE:
-                    outcome.unresolvable[node.name] = rejection.reason
+                    outcome.unresolvable[name] = rejection.reason
                 else:
-                    outcome.failed[node.name] = rejection.reason
+                    outcome.failed[name] = rejection.reason
         metrics.filter_nodes.labels("passed").inc(len(outcome.passed))
         metrics.filter_nodes.labels("failed").inc(len(outcome.failed))
         metrics.filter_nodes.labels("unresolvable").inc(len(outcome.unresolvable))
@@ -201,11 +261,21 @@ class ExtenderService:
     ) -> list[tuple[str, int]]:
         """Score each node 0..10 with the configured strategy."""
         self._require_ready()
+        states = self._states(node_names, node_objects)
+        judged = (
+            states if states is not None else self._request_states(node_names, node_objects or {})
+        )
         strategy = self.settings.scoring
-        return [
-            (node.name, scoring.score(strategy, pod.requests, node, used))
-            for node, used in self._judged(node_names, node_objects)
-        ]
+
+        def score(state: cluster.NodeState) -> int:
+            return scoring.score(strategy, pod.requests, state.node, state.used)
+
+        signature = self._signature(pod, states)
+        if signature is not None and self.cache is not None:
+            values = self.cache.scores(signature, judged, score)
+        else:
+            values = [score(state) for state in judged]
+        return [(state.node.name, value) for state, value in zip(judged, values, strict=True)]
 
     # -- bind -------------------------------------------------------------------------------
 

@@ -1,0 +1,33 @@
+"""Equivalence classes of pods: which pods are interchangeable for filter and prioritize.
+
+The rule: a pod's signature is made of exactly the fields our checks and scores read —
+effective requests (overhead, init containers and sidecars already folded in), nodeSelector,
+required node affinity, and tolerations — and nothing else.  Name, uid, labels, annotations,
+priority and preferred affinity do not enter: no check or score reads them.  Two pods with
+equal signatures get equal verdicts and equal scores on every node in every cluster state.
+
+A pod is *unsignable* (always computed fresh) when kube-scheduler's own batching would refuse it
+or when our verdict could depend on something outside the signature: host ports, pod
+(anti-)affinity, topology spread constraints.  Gang members never reach the cache: their
+nodes are decided by the gang plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from extender.core import model
+
+Signature = Hashable
+
+
+def signature(pod: model.Pod) -> Signature | None:
+    """The pod's equivalence class, or None when it must be judged fresh every time."""
+    if pod.host_ports or pod.has_pod_affinity or pod.has_topology_spread:
+        return None
+    return (
+        tuple(sorted(pod.requests.items())),
+        tuple(sorted(pod.node_selector.items())),
+        pod.required_terms,
+        pod.tolerations,
+    )
