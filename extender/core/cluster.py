@@ -28,12 +28,20 @@ class NodeState:
 class ClusterState:
     """Nodes and pods from the watch (or the simulation), plus assumed pods."""
 
+    CHANGE_LOG_SIZE = 100_000
+
     def __init__(self) -> None:
         self.nodes: dict[str, NodeState] = {}
         self.pods: dict[str, model.Pod] = {}
         self.pods_by_key: dict[str, model.Pod] = {}
         self.synced = False
         self._generations = itertools.count(1)
+        self.generation = 0
+        """The newest generation handed out (of any node)."""
+        # Node names in the order their generations were handed out: generation g changed
+        # the node at index g - 1 - _changed_base.
+        self._changed: list[str] = []
+        self._changed_base = 0
         # claim key -> (node name, resources); kept even while the node is unknown.
         self._claims: dict[str, tuple[str, resources.ResourceList]] = {}
         self._claims_by_node: dict[str, dict[str, resources.ResourceList]] = {}
@@ -46,13 +54,36 @@ class ClusterState:
         state = self.nodes.get(node.name)
         if state is None:
             used = resources.total(self._claims_by_node.get(node.name, {}).values())
-            self.nodes[node.name] = NodeState(node, next(self._generations), used)
+            self.nodes[node.name] = NodeState(node, self._bump(node.name), used)
         elif state.node != node:
             state.node = node
-            state.generation = next(self._generations)
+            state.generation = self._bump(node.name)
 
     def delete_node(self, name: str) -> None:
-        self.nodes.pop(name, None)
+        if self.nodes.pop(name, None) is not None:
+            self._bump(name)
+
+    # -- the change log ---------------------------------------------------------------------
+
+    def _bump(self, name: str) -> int:
+        """A new generation for node ``name``, recorded in the change log."""
+        generation = next(self._generations)
+        self.generation = generation
+        log = self._changed
+        log.append(name)
+        if len(log) > self.CHANGE_LOG_SIZE:
+            drop = len(log) // 2
+            del log[:drop]
+            self._changed_base += drop
+        return generation
+
+    def changed_since(self, generation: int) -> list[str] | None:
+        """Names of the nodes changed after ``generation`` (with repeats), or None when the
+        log no longer reaches back that far."""
+        index = generation - self._changed_base
+        if index < 0:
+            return None
+        return self._changed[index:]
 
     # -- claims -----------------------------------------------------------------------------
 
@@ -68,7 +99,7 @@ class ClusterState:
         state = self.nodes.get(node_name)
         if state is not None:
             resources.add(state.used, amount)
-            state.generation = next(self._generations)
+            state.generation = self._bump(node_name)
 
     def release(self, key: str) -> None:
         current = self._claims.pop(key, None)
@@ -83,7 +114,7 @@ class ClusterState:
         state = self.nodes.get(node_name)
         if state is not None:
             resources.subtract(state.used, amount)
-            state.generation = next(self._generations)
+            state.generation = self._bump(node_name)
 
     def claim_of(self, key: str) -> str | None:
         """The node holding ``key``'s claim, if any."""

@@ -1,16 +1,17 @@
 """The feasibility cache: per equivalence class, each node's verdict and score, by generation.
 
-An entry remembers, for one signature, ``node name -> (generation, rejection, score)``.  A
-lookup reuses a node's result while the node's generation is the one it was computed at (any
-change to the node or to the capacity claimed on it gives it a new generation) and recomputes
-only the nodes whose generation moved.  A run of identical pods therefore costs O(changed
-nodes) checks, not O(nodes).  Entries live in an LRU of bounded size.  Pure: the caller passes
-the nodes and the functions that judge them.
+An entry remembers, for one signature, each node's verdict and score, and the view's
+generation when it was last used.  Any change to a node or to the capacity claimed on it gives
+the node a new generation and a line in the view's change log; a lookup first drops the results
+of the nodes changed since the entry's generation, then judges only nodes it has no result for.
+A run of identical pods therefore costs O(changed nodes) checks, plus one dict lookup per
+offered node, not O(nodes) checks.  Entries live in an LRU of bounded size.  Pure: the caller
+passes the nodes and the functions that judge them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import cachetools
@@ -36,8 +37,10 @@ class Stats:
 
 @dataclass(slots=True)
 class _Entry:
-    verdicts: dict[str, tuple[int, predicates.Rejection | None]] = field(default_factory=dict)
-    scores: dict[str, tuple[int, int]] = field(default_factory=dict)
+    valid_at: int = 0
+    """The view's generation when this entry was last brought up to date."""
+    verdicts: dict[str, predicates.Rejection | None] = field(default_factory=dict)
+    scores: dict[str, int] = field(default_factory=dict)
 
 
 class _Entries(cachetools.LRUCache[Hashable, _Entry]):
@@ -58,52 +61,59 @@ class FeasibilityCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _entry(self, signature: Hashable) -> tuple[_Entry, bool]:
+    def _entry(self, signature: Hashable, view: cluster.ClusterState) -> tuple[_Entry, bool]:
+        """The signature's entry with the results of every node changed since its last use
+        dropped (O(changes), not O(nodes))."""
         entry = self._entries.get(signature)
+        existed = entry is not None
         if entry is None:
             entry = self._entries[signature] = _Entry()
-            return entry, False
-        return entry, True
+        else:
+            changed = view.changed_since(entry.valid_at)
+            if changed is None:
+                entry.verdicts.clear()
+                entry.scores.clear()
+            else:
+                for name in changed:
+                    entry.verdicts.pop(name, None)
+                    entry.scores.pop(name, None)
+        entry.valid_at = view.generation
+        return entry, existed
 
     def verdicts(
-        self, signature: Hashable, nodes: list[cluster.NodeState], judge: Judge
+        self,
+        signature: Hashable,
+        states: Sequence[cluster.NodeState],
+        judge: Judge,
+        *,
+        view: cluster.ClusterState,
     ) -> list[predicates.Rejection | None]:
-        """The verdict for each node, reusing results of nodes whose generation is unchanged."""
-        entry, existed = self._entry(signature)
+        """The verdict on each of ``states`` (nodes of ``view``), judging only nodes that are
+        new to the entry or changed since it was last used."""
+        entry, existed = self._entry(signature, view)
         known = entry.verdicts
-        out: list[predicates.Rejection | None] = []
-        rechecked = 0
-        for state in nodes:
-            cached = known.get(state.node.name)
-            if cached is not None and cached[0] == state.generation:
-                out.append(cached[1])
-                continue
-            verdict = judge(state)
-            known[state.node.name] = (state.generation, verdict)
-            out.append(verdict)
-            rechecked += 1
-        self._count(existed, rechecked)
-        return out
+        fresh = [state for state in states if state.node.name not in known]
+        for state in fresh:
+            known[state.node.name] = judge(state)
+        self._count(existed, len(fresh))
+        return [known[state.node.name] for state in states]
 
     def scores(
-        self, signature: Hashable, nodes: list[cluster.NodeState], score: Scorer
+        self,
+        signature: Hashable,
+        states: Sequence[cluster.NodeState],
+        score: Scorer,
+        *,
+        view: cluster.ClusterState,
     ) -> list[int]:
-        """The score of each node, reusing scores of nodes whose generation is unchanged."""
-        entry, existed = self._entry(signature)
+        """The score of each of ``states``, computing only nodes new or changed."""
+        entry, existed = self._entry(signature, view)
         known = entry.scores
-        out: list[int] = []
-        rechecked = 0
-        for state in nodes:
-            cached = known.get(state.node.name)
-            if cached is not None and cached[0] == state.generation:
-                out.append(cached[1])
-                continue
-            value = score(state)
-            known[state.node.name] = (state.generation, value)
-            out.append(value)
-            rechecked += 1
-        self._count(existed, rechecked)
-        return out
+        fresh = [state for state in states if state.node.name not in known]
+        for state in fresh:
+            known[state.node.name] = score(state)
+        self._count(existed, len(fresh))
+        return [known[state.node.name] for state in states]
 
     def _count(self, existed: bool, rechecked: int) -> None:
         stats = self.stats

@@ -55,6 +55,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _outcome(
+    names: Sequence[str], verdicts: Sequence[predicates.Rejection | None]
+) -> FilterOutcome:
+    """Sort verdicts into passed, failed (preemption may help) and unresolvable nodes."""
+    rejected = [(n, v) for n, v in zip(names, verdicts, strict=True) if v is not None]
+    unresolvable = predicates.Code.UNRESOLVABLE
+    return FilterOutcome(
+        passed=[n for n, v in zip(names, verdicts, strict=True) if v is None],
+        failed={n: v.reason for n, v in rejected if v.code is not unresolvable},
+        unresolvable={n: v.reason for n, v in rejected if v.code is unresolvable},
+    )
+
+
 class ExtenderService:
     def __init__(
         self,
@@ -178,13 +191,15 @@ class ExtenderService:
         if node_objects is not None:
             return None
         nodes = self.state.nodes
-        found = [nodes.get(name) for name in names]
-        if None in found:
-            missing = [n for n, s in zip(names, found, strict=True) if s is None]
+        try:
+            return [nodes[name] for name in names]
+        except KeyError:
+            missing = [n for n in names if n not in nodes]
             shown = ", ".join(repr(n) for n in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise RequestError(f"unknown node(s) {shown}{more}: not in the extender's view")
-        return found  # type: ignore[return-value]
+            raise RequestError(
+                f"unknown node(s) {shown}{more}: not in the extender's view"
+            ) from None
 
     def _request_states(
         self, names: Sequence[str], node_objects: Mapping[str, model.Node]
@@ -233,18 +248,10 @@ class ExtenderService:
 
             signature = self._signature(pod, states)
             if signature is not None and self.cache is not None:
-                verdicts = self.cache.verdicts(signature, judged, judge)
+                verdicts = self.cache.verdicts(signature, judged, judge, view=self.state)
             else:
                 verdicts = [judge(state) for state in judged]
-            outcome = FilterOutcome()
-            for state, rejection in zip(judged, verdicts, strict=True):
-                name = state.node.name
-                if rejection is None:
-                    outcome.passed.append(name)
-                elif rejection.code is predicates.Code.UNRESOLVABLE:
-                    outcome.unresolvable[name] = rejection.reason
-                else:
-                    outcome.failed[name] = rejection.reason
+            outcome = _outcome([state.node.name for state in judged], verdicts)
         metrics.filter_nodes.labels("passed").inc(len(outcome.passed))
         metrics.filter_nodes.labels("failed").inc(len(outcome.failed))
         metrics.filter_nodes.labels("unresolvable").inc(len(outcome.unresolvable))
@@ -272,7 +279,7 @@ class ExtenderService:
 
         signature = self._signature(pod, states)
         if signature is not None and self.cache is not None:
-            values = self.cache.scores(signature, judged, score)
+            values = self.cache.scores(signature, judged, score, view=self.state)
         else:
             values = [score(state) for state in judged]
         return [(state.node.name, value) for state, value in zip(judged, values, strict=True)]
