@@ -8,6 +8,7 @@ taints or cordon decide it); ``UNSCHEDULABLE`` means freeing capacity could.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ REASON_TOO_MANY_PODS = "Too many pods"
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 _FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 _CORDONED = Rejection(Code.UNRESOLVABLE, REASON_UNSCHEDULABLE)
 _SELECTOR = Rejection(Code.UNRESOLVABLE, REASON_SELECTOR)
@@ -63,18 +66,19 @@ def _requirement_holds(req: model.Requirement, labels: Mapping[str, str]) -> boo
         return req.key in labels
     if op is model.Operator.DOES_NOT_EXIST:
         return req.key not in labels
-    if req.key not in labels:
+    value = labels.get(req.key)
+    if op is model.Operator.NOT_IN:  # an absent label is "not in" any set
+        return value not in req.values
+    if value is None:
         return False
-    value = labels[req.key]
     if op is model.Operator.IN:
         return value in req.values
-    if op is model.Operator.NOT_IN:
-        return value not in req.values
-    # Gt / Lt compare integers; a non-integer label or bound never matches.
-    try:
-        have, bound = int(value), int(req.values[0])
-    except (ValueError, IndexError):
+    # Gt / Lt compare integers as Go's strconv.ParseInt reads them; anything else never matches.
+    if len(req.values) != 1 or not _INTEGER.fullmatch(value) or not _INTEGER.fullmatch(
+        req.values[0]
+    ):
         return False
+    have, bound = int(value), int(req.values[0])
     return have > bound if op is model.Operator.GT else have < bound
 
 

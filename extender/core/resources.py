@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, Overflow
 
 ResourceList = Mapping[str, int]
 
@@ -19,6 +19,8 @@ CPU = "cpu"
 MEMORY = "memory"
 PODS = "pods"
 EPHEMERAL_STORAGE = "ephemeral-storage"
+
+MAX_AMOUNT = 2**63 - 1
 
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -61,7 +63,7 @@ def parse_quantity(value: object) -> Decimal:
         raise QuantityError(f"unknown quantity suffix {suffix!r} in {value!r}")
     try:
         return Decimal(number) * _SUFFIXES[suffix]
-    except InvalidOperation as exc:
+    except (InvalidOperation, Overflow) as exc:
         raise QuantityError(f"not a quantity: {value!r}") from exc
 
 
@@ -73,6 +75,8 @@ def amount(name: str, value: object) -> int:
     quantity = parse_quantity(value)
     if name == CPU:
         quantity *= 1000
+    if quantity >= MAX_AMOUNT:  # Kubernetes caps quantities at the int64 maximum
+        return MAX_AMOUNT
     return math.ceil(quantity)
 
 

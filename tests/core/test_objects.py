@@ -1,0 +1,419 @@
+"""Raw pods and nodes become domain objects; effective requests follow Kubernetes' rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from extender.core import model, objects
+from tests import builders
+from tests.builders import make_container, make_node, make_pod
+
+GI = 2**30
+
+
+def requests_of(raw: dict[str, Any]) -> dict[str, int]:
+    return dict(objects.to_pod(raw).requests)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (make_pod("p", cpu="500m", memory="1Gi"), {"cpu": 500, "memory": GI, "pods": 1}),
+        (
+            make_pod(
+                "p",
+                containers=[make_container("a", cpu="1"), make_container("b", cpu="250m")],
+            ),
+            {"cpu": 1250, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                containers=[make_container("a", cpu="1"), make_container("b", cpu="1")],
+                init_containers=[make_container("init", cpu="3")],
+            ),
+            {"cpu": 3000, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="2",
+                memory="1Gi",
+                init_containers=[make_container("init", cpu="1", memory="4Gi")],
+            ),
+            {"cpu": 2000, "memory": 4 * GI, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="1",
+                init_containers=[
+                    make_container("a", cpu="3"),
+                    make_container("b", cpu="2"),
+                ],
+            ),
+            {"cpu": 3000, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                containers=[make_container("a", cpu="1"), make_container("b", cpu="1")],
+                init_containers=[
+                    make_container("init", cpu="3"),
+                    make_container("sidecar", cpu="500m", restart_policy="Always"),
+                ],
+            ),
+            {"cpu": 3000, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                containers=[make_container("a", cpu="1"), make_container("b", cpu="1")],
+                init_containers=[
+                    make_container("sidecar", cpu="500m", restart_policy="Always"),
+                    make_container("init", cpu="3"),
+                ],
+            ),
+            {"cpu": 3500, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="1",
+                init_containers=[
+                    make_container("s1", cpu="1", restart_policy="Always"),
+                    make_container("s2", cpu="2", restart_policy="Always"),
+                ],
+            ),
+            {"cpu": 4000, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="100m",
+                init_containers=[
+                    make_container("s1", cpu="1", restart_policy="Always"),
+                    make_container("init", cpu="2"),
+                    make_container("s2", cpu="1", restart_policy="Always"),
+                ],
+            ),
+            {"cpu": 3000, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="1",
+                init_containers=[make_container("init", cpu="5", restart_policy="OnFailure")],
+            ),
+            {"cpu": 5000, "pods": 1},
+        ),
+        (
+            make_pod("p", cpu="1", memory="1Gi", overhead={"cpu": "250m", "memory": "120Mi"}),
+            {"cpu": 1250, "memory": GI + 120 * 2**20, "pods": 1},
+        ),
+        (
+            make_pod(
+                "p",
+                cpu="1",
+                init_containers=[make_container("init", cpu="3")],
+                overhead={"cpu": "100m"},
+            ),
+            {"cpu": 3100, "pods": 1},
+        ),
+        (
+            make_pod("p", limits={"cpu": "2", "memory": "1Gi"}),
+            {"cpu": 2000, "memory": GI, "pods": 1},
+        ),
+        (
+            make_pod("p", cpu="500m", limits={"cpu": "2", "memory": "1Gi"}),
+            {"cpu": 500, "memory": GI, "pods": 1},
+        ),
+        (
+            make_pod("p", requests={"nvidia.com/gpu": "1"}, limits={"nvidia.com/gpu": "1"}),
+            {"nvidia.com/gpu": 1, "pods": 1},
+        ),
+        (make_pod("p"), {"pods": 1}),
+        (
+            make_pod(
+                "p",
+                containers=[make_container("a", cpu="1"), make_container("b", memory="1Gi")],
+                pod_requests={"cpu": "3"},
+            ),
+            {"cpu": 3000, "memory": GI, "pods": 1},
+        ),
+        (
+            make_pod("p", cpu="1", pod_requests={"cpu": "2"}, overhead={"cpu": "100m"}),
+            {"cpu": 2100, "pods": 1},
+        ),
+        (
+            make_pod("p", requests={"ephemeral-storage": "1Gi", "pods": "5"}),
+            {"ephemeral-storage": GI, "pods": 1},
+        ),
+    ],
+    ids=[
+        "one container",
+        "containers are summed",
+        "an init container bigger than the containers wins (the docstring example)",
+        "the maximum is taken per resource",
+        "init containers run one at a time: the biggest counts",
+        "a sidecar after the init container adds to the containers only",
+        "a sidecar before the init container runs beside it",
+        "sidecars add up",
+        "a sidecar counts for the init containers after it, not before",
+        "restartPolicy other than Always is a regular init container",
+        "overhead is added",
+        "overhead is added on top of the init container maximum",
+        "limits stand in for missing requests",
+        "a request is kept when a limit is also set",
+        "extended resources",
+        "a pod without requests still takes a pod slot",
+        "pod-level requests replace the aggregate where set",
+        "pod-level requests plus overhead",
+        "a container's own pods request is replaced by exactly one pod",
+    ],
+)
+def test_effective_requests_follow_kubernetes(raw: dict[str, Any], expected: dict) -> None:
+    assert requests_of(raw) == expected
+
+
+def test_null_values_are_empty_as_go_sends_them() -> None:
+    raw = make_pod("p", cpu="1")
+    raw["spec"].update(
+        initContainers=None,
+        overhead=None,
+        nodeSelector=None,
+        tolerations=None,
+        affinity=None,
+        resources=None,
+    )
+    raw["metadata"].update(labels=None, annotations=None, namespace=None)
+    raw["spec"]["containers"].append(
+        {"name": "bare", "resources": {"requests": None, "limits": None}, "ports": None}
+    )
+    raw["spec"]["containers"].append({"name": "no-resources", "resources": None})
+    pod = objects.to_pod(raw)
+    assert pod.requests == {"cpu": 1000, "pods": 1}
+    assert pod.namespace == "default"
+    assert pod.labels == {} and pod.node_selector == {} and pod.tolerations == ()
+    assert pod.required_terms is None
+
+
+def test_the_protocol_example_pod_has_null_containers() -> None:
+    pod = objects.to_pod(builders.load_payload("protocol-extender-args.json")["Pod"])
+    assert pod.name == "podname"
+    assert pod.requests == {"pods": 1}
+    assert pod.phase == "Pending"
+
+
+def test_to_pod_reads_identity_placement_and_scheduling_fields() -> None:
+    raw = make_pod(
+        "web-1",
+        namespace="shop",
+        uid="u-1",
+        node_name="node1",
+        phase="Running",
+        labels={"app": "web"},
+        annotations={"note": "x"},
+        priority=100,
+        node_selector={"disk": "ssd"},
+        tolerations=[builders.toleration("gpu", operator="Exists", effect="NoSchedule")],
+        affinity=builders.node_affinity(builders.term(builders.requirement("zone", "In", "a"))),
+        deleting=True,
+    )
+    raw["metadata"]["resourceVersion"] = "42"
+    pod = objects.to_pod(raw)
+    assert (pod.key, pod.uid, pod.node_name, pod.phase) == ("shop/web-1", "u-1", "node1", "Running")
+    assert pod.labels == {"app": "web"} and pod.annotations == {"note": "x"}
+    assert pod.priority == 100 and pod.deleting and pod.resource_version == "42"
+    assert pod.node_selector == {"disk": "ssd"}
+    assert pod.tolerations == (model.Toleration("gpu", "Exists", "", "NoSchedule"),)
+    assert pod.required_terms == (
+        model.SelectorTerm(expressions=(model.Requirement("zone", model.Operator.IN, ("a",)),)),
+    )
+    assert pod.created == pytest.approx(1735689600.0)
+
+
+def test_toleration_operator_defaults_to_equal() -> None:
+    raw = make_pod("p", tolerations=[{"key": "k", "value": "v"}])
+    assert objects.to_pod(raw).tolerations == (model.Toleration("k", "Equal", "v", ""),)
+
+
+def test_host_ports_are_collected_from_all_containers() -> None:
+    raw = make_pod(
+        "p",
+        containers=[make_container("a", host_port=8080), make_container("b")],
+        init_containers=[make_container("i", host_port=9090)],
+    )
+    assert objects.to_pod(raw).host_ports == (8080, 9090)
+
+
+@pytest.mark.parametrize(
+    ("terminal", "expected"),
+    [("Succeeded", True), ("Failed", True), ("Running", False), ("Pending", False)],
+    ids=["succeeded", "failed", "running", "pending"],
+)
+def test_terminated_pods_are_succeeded_or_failed(terminal: str, expected: bool) -> None:
+    assert builders.pod("p", phase=terminal).terminated is expected
+
+
+def _broken(path: list[Any], value: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    raw = base if base is not None else make_pod("p", cpu="1")
+    target: Any = raw
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("not a pod", "Pod must be an object"),
+        (_broken(["metadata", "name"], None), "pod.metadata.name is missing"),
+        (_broken(["metadata", "name"], 7), "pod.metadata.name must be a string"),
+        (_broken(["metadata"], []), "pod.metadata must be an object"),
+        (_broken(["spec"], "x"), "pod.spec must be an object"),
+        (_broken(["spec", "containers"], {}), "pod.spec.containers must be a list"),
+        (_broken(["spec", "containers", 0], "c"), r"pod.spec.containers\[0\] must be an object"),
+        (
+            _broken(["spec", "containers", 0, "resources", "requests"], {"cpu": "lots"}),
+            r"pod.spec.containers\[0\].resources.requests: not a quantity: 'lots'",
+        ),
+        (
+            _broken(["spec", "containers", 0, "resources", "limits"], {"memory": "1Zi"}),
+            r"pod.spec.containers\[0\].resources.limits: .*'1Zi'",
+        ),
+        (
+            _broken(["spec", "containers", 0, "resources"], ["cpu"]),
+            r"pod.spec.containers\[0\].resources must be an object",
+        ),
+        (
+            make_pod("p", init_containers=[make_container(requests={"cpu": "x"})]),
+            r"pod.spec.initContainers\[0\].resources.requests: ",
+        ),
+        (make_pod("p", overhead={"cpu": "?"}), "pod.spec.overhead: "),
+        (make_pod("p", pod_requests={"memory": "big"}), "pod.spec.resources.requests: "),
+        (_broken(["metadata", "labels"], {"a": 1}), "pod.metadata.labels.a must be a string"),
+        (_broken(["spec", "nodeSelector"], "ssd"), "pod.spec.nodeSelector must be an object"),
+        (_broken(["spec", "tolerations"], [5]), r"pod.spec.tolerations\[0\] must be an object"),
+        (
+            _broken(["spec", "tolerations"], [{"key": 1}]),
+            r"pod.spec.tolerations\[0\].key must be a string",
+        ),
+        (_broken(["spec", "priority"], "high"), "pod.spec.priority must be an integer"),
+        (_broken(["spec", "priority"], True), "pod.spec.priority must be an integer"),
+        (
+            make_pod(
+                "p",
+                affinity=builders.node_affinity(
+                    builders.term(builders.requirement("zone", "Near", "a"))
+                ),
+            ),
+            r"matchExpressions\[0\].operator: 'Near' is not an operator",
+        ),
+        (
+            make_pod(
+                "p",
+                affinity=builders.node_affinity(
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": [1]}]}
+                ),
+            ),
+            r"matchExpressions\[0\].values must be strings",
+        ),
+        (
+            make_pod("p", affinity=builders.node_affinity("term")),
+            r"nodeSelectorTerms\[0\] must be an object",
+        ),
+        (
+            _broken(["metadata", "creationTimestamp"], "yesterday"),
+            "pod.metadata.creationTimestamp is not an RFC 3339 time",
+        ),
+        (
+            _broken(["spec", "containers", 0, "ports"], [{"hostPort": "80"}]),
+            "hostPort must be an integer",
+        ),
+    ],
+    ids=[
+        "not an object",
+        "no name",
+        "a numeric name",
+        "metadata is a list",
+        "spec is a string",
+        "containers is an object",
+        "a container is a string",
+        "a bad request quantity",
+        "a bad limit quantity",
+        "resources is a list",
+        "a bad init container request",
+        "a bad overhead",
+        "a bad pod-level request",
+        "a non-string label value",
+        "nodeSelector is a string",
+        "a toleration is a number",
+        "a toleration key is a number",
+        "priority is a string",
+        "priority is a boolean",
+        "an unknown affinity operator",
+        "non-string affinity values",
+        "a selector term is a string",
+        "a bad creation timestamp",
+        "a string host port",
+    ],
+)
+def test_malformed_pods_raise_object_error_naming_the_field(raw: object, message: str) -> None:
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_pod(raw)
+
+
+def test_to_node_reads_labels_allocatable_taints_and_cordon() -> None:
+    raw = make_node(
+        "n1",
+        cpu="8",
+        memory="16Gi",
+        pods="50",
+        extra={"nvidia.com/gpu": "2"},
+        labels={"zone": "a"},
+        taints=[builders.taint("gpu", "true"), builders.taint("maint", effect="NoExecute")],
+        unschedulable=True,
+    )
+    node = objects.to_node(raw)
+    assert node.name == "n1"
+    assert node.labels == {"kubernetes.io/hostname": "n1", "zone": "a"}
+    assert node.allocatable == {"cpu": 8000, "memory": 16 * GI, "pods": 50, "nvidia.com/gpu": 2}
+    assert node.taints == (
+        model.Taint("gpu", "true", "NoSchedule"),
+        model.Taint("maint", "", "NoExecute"),
+    )
+    assert node.unschedulable
+
+
+def test_node_capacity_stands_in_for_missing_allocatable() -> None:
+    raw = make_node("n1", cpu="2")
+    raw["status"]["allocatable"] = None
+    assert objects.to_node(raw).allocatable["cpu"] == 2000
+
+
+def test_node_with_null_spec_and_status_has_nothing() -> None:
+    node = objects.to_node({"metadata": {"name": "n"}, "spec": None, "status": None})
+    assert node == model.Node(name="n")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "Node must be an object"),
+        ({"metadata": {}}, "node.metadata.name is missing"),
+        (
+            _broken(["status", "allocatable"], {"cpu": "four"}, make_node("n")),
+            "node.status.allocatable: not a quantity: 'four'",
+        ),
+        (_broken(["spec", "taints"], {"key": "x"}, make_node("n")), "node.spec.taints must be"),
+        (_broken(["metadata", "labels"], {"zone": None}, make_node("n")), "node.metadata.labels"),
+    ],
+    ids=["a list", "no name", "a bad allocatable", "taints is an object", "a null label value"],
+)
+def test_malformed_nodes_raise_object_error_naming_the_field(raw: object, message: str) -> None:
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_node(raw)

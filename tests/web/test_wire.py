@@ -1,0 +1,217 @@
+"""The extender/v1 wire format, checked through HTTP with the protocol's own JSON examples.
+
+The ``protocol-*.json`` payloads are the verbatim strings of kube-scheduler's
+``extender/v1/types_test.go`` (with the elided ``[…]`` filled in); ``scheduler-*.json`` are
+requests as kube-scheduler sends them with ``nodeCacheCapable: true``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from extender.core import cluster
+from tests import builders
+
+FILTER_RESULT_KEYS = set(builders.load_payload("protocol-extender-filter-result.json"))
+HOST_PRIORITY_KEYS = set(builders.load_payload("protocol-host-priority.json"))
+BINDING_RESULT_KEYS = set(builders.load_payload("protocol-extender-binding-result.json"))
+
+
+async def post(client: TestClient, path: str, body: Any, *, status: int = 200) -> Any:
+    data = body if isinstance(body, str | bytes) else json.dumps(body)
+    response = await client.post(path, data=data, headers={"Content-Type": "application/json"})
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    return json.loads(await response.read())
+
+
+def lower_cased(document: Any) -> str:
+    """What TestCompatibility does: the whole JSON document in lower case."""
+    return json.dumps(document).lower()
+
+
+def lower_keys(document: dict[str, Any]) -> dict[str, Any]:
+    """The request with its top-level (extender/v1) keys in lower case."""
+    return {key.lower(): value for key, value in document.items()}
+
+
+def camel_keys(document: dict[str, Any]) -> dict[str, Any]:
+    """The request with camelCase top-level keys (``nodeNames``), as a JSON-tagged client
+    would write them; Go's case-insensitive decoder reads them too."""
+    return {key[0].lower() + key[1:]: value for key, value in document.items()}
+
+
+# -- filter ---------------------------------------------------------------------------------
+
+
+async def test_the_protocol_extender_args_example(client: TestClient) -> None:
+    reply = await post(client, "/filter", builders.load_payload("protocol-extender-args.json"))
+    assert set(reply) == FILTER_RESULT_KEYS
+    assert reply == {
+        "Nodes": None,
+        "NodeNames": ["node1"],
+        "FailedNodes": {},
+        "FailedAndUnresolvableNodes": {},
+        "Error": "",
+    }
+
+
+async def test_a_filter_request_as_the_scheduler_sends_it(client: TestClient) -> None:
+    reply = await post(client, "/filter", builders.load_payload("scheduler-filter-node-names.json"))
+    assert set(reply) == FILTER_RESULT_KEYS
+    assert reply["NodeNames"] == ["node1", "node2", "node3"]
+    assert reply["Nodes"] is None and reply["Error"] == ""
+
+
+@pytest.mark.parametrize(
+    ("payload", "fold"),
+    [
+        ("protocol-extender-args.json", lower_keys),
+        ("protocol-extender-args.json", lower_cased),
+        ("scheduler-filter-node-names.json", lower_keys),
+        ("scheduler-filter-node-names.json", camel_keys),
+    ],
+    ids=[
+        "the protocol example with lower-case top-level keys",
+        "the protocol example lower-cased entirely (TestCompatibility)",
+        "a scheduler request with lower-case top-level keys",
+        "a scheduler request with camelCase top-level keys",
+    ],
+)
+async def test_lower_cased_filter_requests_are_read_alike(
+    client: TestClient, payload: str, fold: Any
+) -> None:
+    document = builders.load_payload(payload)
+    expected = await post(client, "/filter", document)
+    assert await post(client, "/filter", fold(document)) == expected
+
+
+async def test_null_nodes_and_node_names_mean_no_nodes(client: TestClient) -> None:
+    body = {"Pod": builders.make_pod("p", cpu="1"), "Nodes": None, "NodeNames": None}
+    reply = await post(client, "/filter", body)
+    assert set(reply) == FILTER_RESULT_KEYS
+    assert reply["NodeNames"] == [] and reply["Nodes"] is None
+    assert reply["FailedNodes"] == {} and reply["FailedAndUnresolvableNodes"] == {}
+
+
+async def test_node_objects_mode_answers_with_node_objects(
+    client: TestClient, state: cluster.ClusterState
+) -> None:
+    """nodeCacheCapable: false - full Nodes in, Nodes.items out, NodeNames null."""
+    state.upsert_pod(builders.pod("busy", cpu="3", node_name="node1"))
+    nodes = [
+        builders.make_node("node1"),
+        builders.make_node("unknown-to-the-view", labels={"zone": "a"}),
+        builders.make_node("tainted", taints=[builders.taint("dedicated", "db")]),
+        builders.make_node("small", cpu="1"),
+    ]
+    body = builders.extender_args_full(builders.make_pod("p", cpu="2"), nodes)
+    reply = await post(client, "/filter", body)
+    assert set(reply) == FILTER_RESULT_KEYS
+    assert reply["NodeNames"] is None
+    assert reply["Nodes"] == {"metadata": {}, "items": [nodes[1]]}
+    assert reply["FailedNodes"] == {"node1": "Insufficient cpu", "small": "Insufficient cpu"}
+    assert reply["FailedAndUnresolvableNodes"] == {
+        "tainted": "node(s) had taint {dedicated: db}, that the pod didn't tolerate"
+    }
+
+
+async def test_node_objects_mode_with_null_items(client: TestClient) -> None:
+    body = {"Pod": builders.make_pod("p"), "Nodes": {"metadata": {}, "items": None}}
+    reply = await post(client, "/filter", body)
+    assert reply["Nodes"] == {"metadata": {}, "items": []} and reply["NodeNames"] is None
+
+
+# -- prioritize -----------------------------------------------------------------------------
+
+
+async def test_prioritize_answers_a_bare_array_of_host_priorities(client: TestClient) -> None:
+    document = builders.load_payload("scheduler-filter-node-names.json")
+    reply = await post(client, "/prioritize", document)
+    assert isinstance(reply, list) and len(reply) == 3
+    for entry in reply:
+        assert set(entry) == HOST_PRIORITY_KEYS
+        assert type(entry["Score"]) is int and 0 <= entry["Score"] <= 10
+    assert [entry["Host"] for entry in reply] == ["node1", "node2", "node3"]
+    assert await post(client, "/prioritize", lower_keys(document)) == reply
+
+
+async def test_prioritize_scores_are_json_integers(client: TestClient) -> None:
+    body = builders.extender_args(builders.make_pod("p", cpu="1"), ["node1", "node2"])
+    response = await client.post("/prioritize", json=body)
+
+    def no_floats(text: str) -> None:
+        pytest.fail(f"a float {text} in the prioritize reply; the scheduler cannot decode it")
+
+    reply = json.loads(await response.text(), parse_float=no_floats)
+    assert [type(entry["Score"]) for entry in reply] == [int, int]
+
+
+async def test_prioritize_in_node_objects_mode(client: TestClient) -> None:
+    nodes = [
+        builders.make_node("big", cpu="64", memory="256Gi"),
+        builders.make_node("tiny", cpu="2"),
+    ]
+    body = builders.extender_args_full(builders.make_pod("p", cpu="1", memory="1Gi"), nodes)
+    reply = await post(client, "/prioritize", body)
+    scores = {entry["Host"]: entry["Score"] for entry in reply}
+    assert scores.keys() == {"big", "tiny"}
+    assert scores["big"] > scores["tiny"]
+
+
+# -- bind -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fold", [None, lower_cased], ids=["as sent", "lower-cased"])
+async def test_the_protocol_binding_example_is_answered_with_a_binding_result(
+    client: TestClient, fold: Any
+) -> None:
+    document = builders.load_payload("protocol-extender-binding-args.json")
+    reply = await post(client, "/bind", fold(document) if fold else document)
+    assert set(reply) == BINDING_RESULT_KEYS
+    assert "mypodnamespace/mypodname" in reply["Error"]
+
+
+async def test_a_successful_bind_answers_an_empty_error(client: TestClient) -> None:
+    pod = builders.make_pod("p", cpu="1")
+    await post(client, "/filter", builders.extender_args(pod, ["node1"]))
+    reply = await post(client, "/bind", lower_keys(builders.binding_args(pod, "node1")))
+    assert reply == {"Error": ""}
+
+
+# -- preempt --------------------------------------------------------------------------------
+
+
+async def test_the_protocol_preemption_example(client: TestClient) -> None:
+    document = builders.load_payload("protocol-extender-preemption-args.json")
+    expected = builders.load_payload("protocol-extender-preemption-result.json")
+    assert await post(client, "/preempt", document) == expected
+    assert await post(client, "/preempt", lower_cased(document)) == expected
+
+
+async def test_preemption_from_full_victims_answers_meta_victims(client: TestClient) -> None:
+    document = builders.load_payload("protocol-extender-preemption-args.json")
+    document["NodeNameToMetaVictims"] = None
+    expected = builders.load_payload("protocol-extender-preemption-result.json")
+    assert await post(client, "/preempt", document) == expected
+
+
+async def test_a_scheduler_preemption_request(client: TestClient) -> None:
+    reply = await post(
+        client, "/preempt", builders.load_payload("scheduler-preempt-meta-victims.json")
+    )
+    assert reply == {
+        "NodeNameToMetaVictims": {
+            "node1": {"Pods": [{"UID": "victim-a"}, {"UID": "victim-b"}], "NumPDBViolations": 0},
+            "node2": {"Pods": [{"UID": "victim-c"}], "NumPDBViolations": 2},
+        }
+    }
+
+
+async def test_preemption_without_candidates(client: TestClient) -> None:
+    body = {"Pod": builders.make_pod("p"), "NodeNameToVictims": None, "NodeNameToMetaVictims": None}
+    assert await post(client, "/preempt", body) == {"NodeNameToMetaVictims": {}}
