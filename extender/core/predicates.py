@@ -74,8 +74,10 @@ def _requirement_holds(req: model.Requirement, labels: Mapping[str, str]) -> boo
     if op is model.Operator.IN:
         return value in req.values
     # Gt / Lt compare integers as Go's strconv.ParseInt reads them; anything else never matches.
-    if len(req.values) != 1 or not _INTEGER.fullmatch(value) or not _INTEGER.fullmatch(
-        req.values[0]
+    if (
+        len(req.values) != 1
+        or not _INTEGER.fullmatch(value)
+        or not _INTEGER.fullmatch(req.values[0])
     ):
         return False
     have, bound = int(value), int(req.values[0])
