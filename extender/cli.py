@@ -59,6 +59,26 @@ def _parser() -> argparse.ArgumentParser:
         help="prioritize strategy: spread (LeastAllocated) or pack (MostAllocated)",
     )
     serve.add_argument(
+        "--gang-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="default gang deadline (annotation muster.dev/gang-timeout-seconds overrides it "
+        "per group; default 300)",
+    )
+    serve.add_argument(
+        "--topology-keys",
+        default="muster.dev/rack,topology.kubernetes.io/zone",
+        help="node label keys of topology domains, narrowest first, comma separated; gangs "
+        "are placed in the fewest domains",
+    )
+    serve.add_argument(
+        "--no-feasibility-cache",
+        action="store_true",
+        help="judge every node afresh for every pod (the cache of identical pods' verdicts "
+        "is on by default; results are the same)",
+    )
+    serve.add_argument(
         "--max-body-mb",
         type=float,
         default=64.0,
