@@ -32,8 +32,10 @@ def control_plane() -> Iterator[controlplane.ControlPlane]:
         pytest.skip("the e2e control plane needs Linux")
     if not controlplane.binaries_present():
         if os.environ.get("MUSTER_E2E_BUILD", "1") == "0":
-            pytest.skip(f"Kubernetes binaries not built in {controlplane.bin_dir()} "
-                        f"(MUSTER_E2E_BUILD=0); run tests/e2e/controlplane.sh build")
+            pytest.skip(
+                f"Kubernetes binaries not built in {controlplane.bin_dir()} "
+                f"(MUSTER_E2E_BUILD=0); run tests/e2e/controlplane.sh build"
+            )
         controlplane.ensure_built()
     cp = controlplane.ControlPlane()
     try:
@@ -41,8 +43,9 @@ def control_plane() -> Iterator[controlplane.ControlPlane]:
     except controlplane.ControlPlaneError as exc:
         pytest.fail(f"control plane did not start (work dir {cp.workdir}):\n{exc}", pytrace=False)
     _STATE["cp"] = cp
-    print(f"\ncontrol plane up in {cp.startup_seconds:.1f}s, work dir {cp.workdir}",
-          file=sys.stderr)
+    print(
+        f"\ncontrol plane up in {cp.startup_seconds:.1f}s, work dir {cp.workdir}", file=sys.stderr
+    )
     try:
         yield cp
     finally:
@@ -63,8 +66,17 @@ def e2e_namespace(control_plane: controlplane.ControlPlane, e2e_id: str) -> Iter
         yield ns
     finally:
         # No kubelet confirms a graceful delete of a bound pod: delete with grace period 0.
-        control_plane.kubectl("delete", "jobs,pods", "--all", "-n", ns, "--grace-period=0",
-                              "--force", "--wait=false", check=False)
+        control_plane.kubectl(
+            "delete",
+            "jobs,pods",
+            "--all",
+            "-n",
+            ns,
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+            check=False,
+        )
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 

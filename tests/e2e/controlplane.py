@@ -92,7 +92,11 @@ def bin_dir() -> Path:
 
 
 REQUIRED_BINARIES = (
-    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
 )
 
 
@@ -107,8 +111,12 @@ def ensure_built(timeout: float = 1800.0) -> Path:
     The first build takes several minutes (apt-get installs + compiling Kubernetes).
     """
     if not binaries_present():
-        print(f"controlplane: building Kubernetes {K8S_VERSION} binaries "
-              f"(first time only; several minutes) ...", file=sys.stderr, flush=True)
+        print(
+            f"controlplane: building Kubernetes {K8S_VERSION} binaries "
+            f"(first time only; several minutes) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         subprocess.run(["bash", str(BUILD_SCRIPT), "build"], check=True, timeout=timeout)
     if not binaries_present():
         raise ControlPlaneError(f"binaries still missing in {bin_dir()} after build")
@@ -198,8 +206,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class _Proc:
     """A started component: its Popen, log file and name."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str],
-                 cwd: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -331,8 +340,11 @@ class ControlPlane:
                 f"Kubernetes binaries missing in {self.bin}: run "
                 f"`bash {BUILD_SCRIPT} build` (or call controlplane.ensure_built())"
             )
-        busy = [f"{k}={p} (env {PORT_ENV.get(k, '-')})" for k, p in self.ports.items()
-                if not _port_free(p)]
+        busy = [
+            f"{k}={p} (env {PORT_ENV.get(k, '-')})"
+            for k, p in self.ports.items()
+            if not _port_free(p)
+        ]
         if busy:
             raise ControlPlaneError(f"ports already in use on {LOOPBACK}: {', '.join(busy)}")
         t0 = time.monotonic()
@@ -410,8 +422,9 @@ class ControlPlane:
         port = self.ports["scheduler"]
         for key in ("scheduler", "scheduler_insecure"):
             if not _port_free(self.ports[key]):
-                raise ControlPlaneError(f"{key} port {self.ports[key]} is in use "
-                                        f"(set {PORT_ENV[key]})")
+                raise ControlPlaneError(
+                    f"{key} port {self.ports[key]} is in use (set {PORT_ENV[key]})"
+                )
         argv = [
             str(self.bin / "kube-scheduler"),
             f"--config={cfg}",
@@ -454,8 +467,10 @@ class ControlPlane:
         parts = []
         for c in COMPONENTS:
             if self.log_path(c).exists():
-                parts.append(f"----- {c} ({self.log_path(c)}) last {lines} lines -----\n"
-                             f"{self.log_tail(c, lines)}")
+                parts.append(
+                    f"----- {c} ({self.log_path(c)}) last {lines} lines -----\n"
+                    f"{self.log_tail(c, lines)}"
+                )
         return "\n".join(parts)
 
     # -- clients -----------------------------------------------------------------------------
@@ -471,21 +486,28 @@ class ControlPlane:
 
         With check=True a non-zero exit raises ControlPlaneError including stderr.
         """
-        argv = [str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}",
-                f"--request-timeout={int(timeout)}s", *args]
-        res = subprocess.run(argv, input=input, capture_output=True, text=True,
-                             timeout=timeout + 10, env=self._env())
+        argv = [
+            str(self.bin / "kubectl"),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--request-timeout={int(timeout)}s",
+            *args,
+        ]
+        res = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout + 10, env=self._env()
+        )
         if check and res.returncode != 0:
             raise ControlPlaneError(
-                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}")
+                f"kubectl {' '.join(args)} failed ({res.returncode}):\n{res.stderr}{res.stdout}"
+            )
         return res
 
     def kubectl_json(self, *args: str, timeout: float = 60.0) -> Any:
         """``kubectl <args> -o json`` parsed."""
         return json.loads(self.kubectl(*args, "-o", "json", timeout=timeout).stdout)
 
-    def apply(self, manifest: str | Mapping[str, Any] | Sequence[Mapping[str, Any]],
-              *args: str) -> str:
+    def apply(
+        self, manifest: str | Mapping[str, Any] | Sequence[Mapping[str, Any]], *args: str
+    ) -> str:
         """``kubectl apply -f -`` of YAML text or object(s); returns kubectl's output."""
         if isinstance(manifest, str):
             text = manifest
@@ -526,8 +548,9 @@ class ControlPlane:
             status, raw = e.code, e.read()
             e.close()
         if status not in tuple(ok):
-            raise ControlPlaneError(f"{method} {path} -> HTTP {status}: "
-                                    f"{raw.decode('utf-8', 'replace')[:2000]}")
+            raise ControlPlaneError(
+                f"{method} {path} -> HTTP {status}: {raw.decode('utf-8', 'replace')[:2000]}"
+            )
         try:
             return json.loads(raw)
         except ValueError:
@@ -552,8 +575,12 @@ class ControlPlane:
         sticks whatever the apiserver version does with status on create.
         """
         resources = {"cpu": cpu, "memory": memory, "pods": pods, **(extra_resources or {})}
-        node_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", **(labels or {})}
+        node_labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            **(labels or {}),
+        }
         spec: dict[str, Any] = {}
         if taints:
             spec["taints"] = [dict(t) for t in taints]
@@ -561,20 +588,35 @@ class ControlPlane:
         status = {
             "capacity": resources,
             "allocatable": resources,
-            "conditions": [{
-                "type": "Ready", "status": "True", "reason": "KubeletReady",
-                "message": "fake node (muster e2e)", "lastHeartbeatTime": now,
-                "lastTransitionTime": now,
-            }],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "fake node (muster e2e)",
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": now,
+                }
+            ],
             "phase": "Running",
         }
-        self.api("POST", "/api/v1/nodes", {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": node_labels},
-            "spec": spec, "status": status,
-        })
-        return self.api("PATCH", f"/api/v1/nodes/{name}/status", {"status": status},
-                        content_type="application/merge-patch+json")
+        self.api(
+            "POST",
+            "/api/v1/nodes",
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": node_labels},
+                "spec": spec,
+                "status": status,
+            },
+        )
+        return self.api(
+            "PATCH",
+            f"/api/v1/nodes/{name}/status",
+            {"status": status},
+            content_type="application/merge-patch+json",
+        )
 
     def get_pod(self, name: str, namespace: str = "default") -> Any:
         return self.api("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
@@ -585,16 +627,17 @@ class ControlPlane:
 
     def wait_pod_bound(self, name: str, namespace: str = "default", timeout: float = 30.0) -> str:
         """Wait until the pod has spec.nodeName; return it."""
+
         def bound() -> str | None:
             node: str | None = self.get_pod(name, namespace).get("spec", {}).get("nodeName")
             return node
+
         return wait_until(bound, timeout, 0.2, f"pod {namespace}/{name} to be bound")
 
     # -- internals ---------------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ETCD_", "KUBECONFIG"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "KUBECONFIG"))}
         # never let a proxy setting route loopback traffic elsewhere
         for k in ("http_proxy", "https_proxy", "all_proxy"):
             env.pop(k, None)
@@ -609,7 +652,8 @@ class ControlPlane:
 
     def _fail(self, name: str, why: str) -> ControlPlaneError:
         return ControlPlaneError(
-            f"{name} {why}; log {self.log_path(name)}:\n{self.log_tail(name, 40)}")
+            f"{name} {why}; log {self.log_path(name)}:\n{self.log_tail(name, 40)}"
+        )
 
     def _wait(self, name: str, check: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -632,21 +676,36 @@ class ControlPlane:
             req = urllib.request.Request(f"https://{LOOPBACK}:{port}/healthz")
             with urllib.request.urlopen(req, timeout=2, context=self._ssl) as r:  # noqa: S310
                 return bool(r.status == 200)
+
         self._wait(name, healthy, timeout, "healthy (/healthz)")
 
     def _openssl(self, *args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
-                       cwd=str(self.workdir))
+        subprocess.run(
+            ["openssl", *args], check=True, capture_output=True, timeout=60, cwd=str(self.workdir)
+        )
 
     def _write_pki_and_configs(self) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)
         # apiserver serving cert: self-signed, also used as --root-ca-file for the KCM.
-        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7",
-                      "-subj", "/CN=muster-e2e-apiserver",
-                      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
-                      "DNS:kubernetes.default,DNS:kubernetes.default.svc",
-                      "-keyout", str(pki / "apiserver.key"), "-out", str(pki / "apiserver.crt"))
+        self._openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "7",
+            "-subj",
+            "/CN=muster-e2e-apiserver",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+            "DNS:kubernetes.default,DNS:kubernetes.default.svc",
+            "-keyout",
+            str(pki / "apiserver.key"),
+            "-out",
+            str(pki / "apiserver.crt"),
+        )
         # service-account key pair: apiserver verifies/signs, KCM's token controller signs.
         self._openssl("genrsa", "-out", str(pki / "sa.key"), "2048")
         self._openssl("rsa", "-in", str(pki / "sa.key"), "-pubout", "-out", str(pki / "sa.pub"))
@@ -671,11 +730,19 @@ class ControlPlane:
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "muster-e2e", "cluster": {
-                "server": self.server, "insecure-skip-tls-verify": True}}],
+            "clusters": [
+                {
+                    "name": "muster-e2e",
+                    "cluster": {"server": self.server, "insecure-skip-tls-verify": True},
+                }
+            ],
             "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [{"name": "muster-e2e", "context": {
-                "cluster": "muster-e2e", "user": user, "namespace": "default"}}],
+            "contexts": [
+                {
+                    "name": "muster-e2e",
+                    "context": {"cluster": "muster-e2e", "user": user, "namespace": "default"},
+                }
+            ],
             "current-context": "muster-e2e",
         }
 
@@ -685,8 +752,7 @@ class ControlPlane:
             # tmpfs: no fsync cost. The owner's pid is in the name so that data dirs left by a
             # test process that was SIGKILLed (stop() never ran) are removed by the next start.
             _remove_stale_etcd_dirs(shm)
-            self._etcd_data = Path(tempfile.mkdtemp(prefix=f"muster-etcd-{os.getpid()}-",
-                                                    dir=shm))
+            self._etcd_data = Path(tempfile.mkdtemp(prefix=f"muster-etcd-{os.getpid()}-", dir=shm))
         else:
             self._etcd_data = self.workdir / "etcd-data"
             self._etcd_data.mkdir(exist_ok=True)
@@ -711,6 +777,7 @@ class ControlPlane:
         def healthy() -> bool:
             with urllib.request.urlopen(f"{client}/health", timeout=2) as r:  # noqa: S310
                 return bool(json.loads(r.read()).get("health") == "true")
+
         self._wait("etcd", healthy, timeout, "healthy (/health)")
 
     def _start_apiserver(self, timeout: float) -> None:
@@ -756,11 +823,15 @@ class ControlPlane:
             req.add_header("Authorization", f"Bearer {self.admin_token}")
             with urllib.request.urlopen(req, timeout=3, context=self._ssl) as r:  # noqa: S310
                 return bool(r.status == 200)
+
         self._wait("kube-apiserver", ready, timeout, "ready (/readyz)")
         # The default namespace is created by a post-start controller slightly after /readyz.
-        self._wait("kube-apiserver",
-                   lambda: bool(self.api("GET", "/api/v1/namespaces/default")),
-                   timeout, "serving namespace 'default'")
+        self._wait(
+            "kube-apiserver",
+            lambda: bool(self.api("GET", "/api/v1/namespaces/default")),
+            timeout,
+            "serving namespace 'default'",
+        )
 
     def _start_controller_manager(self, timeout: float) -> None:
         pki = self.workdir / "pki"

@@ -45,11 +45,13 @@ def _pod(name: str, selector: dict[str, str], cpu: str = "100m") -> dict[str, ob
         "metadata": {"name": name},
         "spec": {
             "nodeSelector": selector,
-            "containers": [{
-                "name": "c",
-                "image": "registry.invalid/pause:3.2",  # never pulled: there is no kubelet
-                "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
-            }],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.invalid/pause:3.2",  # never pulled: there is no kubelet
+                    "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
+                }
+            ],
         },
     }
 
@@ -81,8 +83,9 @@ def node(control_plane: ControlPlane, e2e_id: str) -> Iterator[tuple[str, dict[s
         control_plane.kubectl("delete", "node", name, "--wait=false", check=False)
 
 
-def test_node_object_has_status(control_plane: ControlPlane,
-                                node: tuple[str, dict[str, str]]) -> None:
+def test_node_object_has_status(
+    control_plane: ControlPlane, node: tuple[str, dict[str, str]]
+) -> None:
     obj = control_plane.api("GET", f"/api/v1/nodes/{node[0]}")
     assert obj["status"]["allocatable"] == {"cpu": "4", "memory": "8Gi", "pods": "110"}
     assert [c["status"] for c in obj["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
@@ -90,16 +93,18 @@ def test_node_object_has_status(control_plane: ControlPlane,
     assert not obj["spec"].get("taints")
 
 
-def test_scheduler_binds_pod(plain_scheduler: ControlPlane, e2e_namespace: str,
-                             node: tuple[str, dict[str, str]]) -> None:
+def test_scheduler_binds_pod(
+    plain_scheduler: ControlPlane, e2e_namespace: str, node: tuple[str, dict[str, str]]
+) -> None:
     cp = plain_scheduler
     name, selector = node
     cp.apply(_pod("p1", selector), "-n", e2e_namespace)
     assert cp.wait_pod_bound("p1", e2e_namespace, timeout=30) == name
 
 
-def test_job_creates_pods(plain_scheduler: ControlPlane, e2e_namespace: str,
-                          node: tuple[str, dict[str, str]]) -> None:
+def test_job_creates_pods(
+    plain_scheduler: ControlPlane, e2e_namespace: str, node: tuple[str, dict[str, str]]
+) -> None:
     cp = plain_scheduler
     name, selector = node
     job = {
@@ -110,8 +115,12 @@ def test_job_creates_pods(plain_scheduler: ControlPlane, e2e_namespace: str,
             "parallelism": 2,
             "completions": 2,
             "backoffLimit": 0,
-            "template": {"spec": {**_pod("x", selector)["spec"],  # type: ignore[dict-item]
-                                  "restartPolicy": "Never"}},
+            "template": {
+                "spec": {
+                    **_pod("x", selector)["spec"],  # type: ignore[dict-item]
+                    "restartPolicy": "Never",
+                }
+            },
         },
     }
     cp.apply(job, "-n", e2e_namespace)
@@ -134,9 +143,11 @@ def test_shipped_v1beta1_config_parses(control_plane: ControlPlane, tmp_path: Pa
     cfg.write_text(yaml.safe_dump(doc))
     out = tmp_path / "written.yaml"
     res = subprocess.run(
-        [str(control_plane.bin / "kube-scheduler"), f"--config={cfg}",
-         f"--write-config-to={out}"],
-        capture_output=True, text=True, timeout=60)
+        [str(control_plane.bin / "kube-scheduler"), f"--config={cfg}", f"--write-config-to={out}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     written = yaml.safe_load(out.read_text())
     assert written["apiVersion"] == "kubescheduler.config.k8s.io/v1beta1"
@@ -158,23 +169,31 @@ def test_shipped_v1beta1_config_parses(control_plane: ControlPlane, tmp_path: Pa
     assert written["healthzBindAddress"] == written["metricsBindAddress"] == "127.0.0.1:10251"
 
 
-def test_scheduler_rejects_unknown_extender_field(control_plane: ControlPlane,
-                                                  tmp_path: Path) -> None:
+def test_scheduler_rejects_unknown_extender_field(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
     """The decoder is strict, so test_shipped_v1beta1_config_parses proves the names are right."""
     doc = yaml.safe_load((SCHEDULER_CONFIG_DIR / "kube-scheduler-v1beta1.yaml").read_text())
     doc["extenders"][0]["enableHttps"] = True  # the legacy Policy API's spelling
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(doc))
     res = subprocess.run(
-        [str(control_plane.bin / "kube-scheduler"), f"--config={cfg}",
-         f"--write-config-to={tmp_path / 'out.yaml'}"],
-        capture_output=True, text=True, timeout=60)
+        [
+            str(control_plane.bin / "kube-scheduler"),
+            f"--config={cfg}",
+            f"--write-config-to={tmp_path / 'out.yaml'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode != 0
     assert "enableHttps" in res.stderr
 
 
-def test_shipped_v1beta1_config_calls_extender(control_plane: ControlPlane, e2e_namespace: str,
-                                               node: tuple[str, dict[str, str]]) -> None:
+def test_shipped_v1beta1_config_calls_extender(
+    control_plane: ControlPlane, e2e_namespace: str, node: tuple[str, dict[str, str]]
+) -> None:
     """The real scheduler runs with the shipped config and calls the extender's filter: with
     nothing listening, the pod fails scheduling with a SchedulerError naming the URL."""
     doc = yaml.safe_load((SCHEDULER_CONFIG_DIR / "kube-scheduler-v1beta1.yaml").read_text())
@@ -185,11 +204,12 @@ def test_shipped_v1beta1_config_calls_extender(control_plane: ControlPlane, e2e_
         control_plane.apply(_pod("p1", node[1]), "-n", e2e_namespace)
 
         def failed_event() -> str | None:
-            events = control_plane.api(
-                "GET", f"/api/v1/namespaces/{e2e_namespace}/events")["items"]
-            msgs = [e.get("message") or "" for e in events
-                    if e.get("reason") == "FailedScheduling"
-                    and e["involvedObject"].get("name") == "p1"]
+            events = control_plane.api("GET", f"/api/v1/namespaces/{e2e_namespace}/events")["items"]
+            msgs = [
+                e.get("message") or ""
+                for e in events
+                if e.get("reason") == "FailedScheduling" and e["involvedObject"].get("name") == "p1"
+            ]
             return next((m for m in msgs if url in m), None)
 
         msg = wait_until(failed_event, 30, what="a FailedScheduling event naming the extender")
@@ -199,26 +219,29 @@ def test_shipped_v1beta1_config_calls_extender(control_plane: ControlPlane, e2e_
         control_plane.stop_scheduler()
 
 
-def test_kubectl_server_side_dry_run_of_kustomization(control_plane: ControlPlane,
-                                                      e2e_namespace: str,
-                                                      tmp_path: Path) -> None:
-    (tmp_path / "cm.yaml").write_text(textwrap.dedent("""\
+def test_kubectl_server_side_dry_run_of_kustomization(
+    control_plane: ControlPlane, e2e_namespace: str, tmp_path: Path
+) -> None:
+    (tmp_path / "cm.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: muster-e2e}
         data: {a: "1"}
-        """))
+        """)
+    )
     (tmp_path / "kustomization.yaml").write_text(
-        f"namespace: {e2e_namespace}\nresources: [cm.yaml]\n")
+        f"namespace: {e2e_namespace}\nresources: [cm.yaml]\n"
+    )
     res = control_plane.kubectl("apply", "-k", str(tmp_path), "--dry-run=server")
     assert "configmap/muster-e2e created (server dry run)" in res.stdout
-    got = control_plane.kubectl("get", "configmap", "muster-e2e", "-n", e2e_namespace,
-                                check=False)
+    got = control_plane.kubectl("get", "configmap", "muster-e2e", "-n", e2e_namespace, check=False)
     assert got.returncode != 0  # dry run created nothing
 
 
-def test_second_instance_on_other_ports_starts_and_stops(control_plane: ControlPlane,
-                                                         tmp_path: Path) -> None:
+def test_second_instance_on_other_ports_starts_and_stops(
+    control_plane: ControlPlane, tmp_path: Path
+) -> None:
     """Ports are configurable; stop() ends every process it started."""
     assert binaries_present()
     ports = {k: _free_port() for k in DEFAULT_PORTS}
@@ -229,8 +252,10 @@ def test_second_instance_on_other_ports_starts_and_stops(control_plane: ControlP
     try:
         cp.start()
         cp.start_scheduler(PLAIN_SCHEDULER_CONFIG)
-        pids = {c: cp.pid(c) for c in ("etcd", "kube-apiserver", "kube-controller-manager",
-                                        "kube-scheduler")}
+        pids = {
+            c: cp.pid(c)
+            for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+        }
         assert all(pids.values())
         assert cp.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
     finally:
