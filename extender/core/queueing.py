@@ -1,0 +1,163 @@
+"""Queueing: the order of pending workloads and one admission cycle over every ClusterQueue.
+
+A *workload* is what is admitted as a whole: a gang (all its members) or a single pod.  Each
+ClusterQueue orders its pending workloads by priority, then creation time.  A cycle repeatedly
+takes the head of every queue, admits heads that fit (those that fit without borrowing first, so
+a queue gets its own nominal quota back before others borrow it), asks for preemptions where
+the queue's policy allows them, and moves on: under ``StrictFIFO`` an inadmissible head blocks
+its queue, under ``BestEffortFIFO`` the next workload gets its turn.  Pure: the caller passes
+the quota book (which the cycle charges for what it admits) and applies the decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from extender.core import model, queues, quota, resources
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    key: str
+    """``pod/<ns>/<name>`` or ``gang/<ns>/<workload>/<group>``: unique, stable."""
+    namespace: str
+    queue: str
+    """The LocalQueue's name (in ``namespace``)."""
+    priority: int
+    created: float
+    pods: tuple[model.Pod, ...]
+    """The pods admitted together (their requests are summed)."""
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return resources.total(p.requests for p in self.pods)
+
+    def order(self) -> tuple[int, float, str]:
+        """Queue order: higher priority first, then older, then by key."""
+        return (-self.priority, self.created, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    cluster_queue: str
+    reason: str
+    """Why it waits, e.g. ``cpu 12 requested, 3 of 9 free in flavor default``."""
+    position: int = 0
+    """1-based place in its ClusterQueue's order (0: not queued, e.g. no such LocalQueue)."""
+    queued: int = 0
+    """How many workloads wait in that ClusterQueue."""
+
+
+@dataclass(slots=True)
+class Decisions:
+    admitted: list[tuple[Workload, str, quota.Assignment]] = field(default_factory=list)
+    """(workload, ClusterQueue name, assignment) — already charged to the book."""
+    preemptions: list[tuple[Workload, list[quota.Admitted]]] = field(default_factory=list)
+    pending: dict[str, Pending] = field(default_factory=dict)
+
+
+def route(
+    workload: Workload,
+    config: queues.QueueConfig,
+    namespace_labels: Mapping[str, str],
+) -> tuple[queues.ClusterQueue | None, str]:
+    """The workload's ClusterQueue, or None and why it cannot be queued there."""
+    local = config.local_queues.get((workload.namespace, workload.queue))
+    if local is None:
+        return None, f"LocalQueue {workload.namespace}/{workload.queue} not found"
+    cq = config.cluster_queues.get(local.cluster_queue)
+    if cq is None:
+        return None, f"ClusterQueue {local.cluster_queue} of LocalQueue {local.key} not found"
+    if not cq.admits_namespace(namespace_labels):
+        return None, f"namespace {workload.namespace} is not selected by ClusterQueue {cq.name}"
+    if local.stop_policy is not queues.StopPolicy.NONE:
+        return None, f"LocalQueue {local.key} is stopped ({local.stop_policy.value})"
+    if cq.stop_policy is not queues.StopPolicy.NONE:
+        return None, f"ClusterQueue {cq.name} is stopped ({cq.stop_policy.value})"
+    return cq, ""
+
+
+def cycle(
+    pending: Sequence[Workload],
+    *,
+    config: queues.QueueConfig,
+    book: quota.QuotaBook,
+    admitted: Sequence[quota.Admitted],
+    namespace_labels: Callable[[str], Mapping[str, str]],
+    waiting_for_victims: Mapping[str, int] | None = None,
+) -> Decisions:
+    """Decide which pending workloads are admitted now, and which preemptions to start.
+
+    ``waiting_for_victims``: workloads whose victims are still going (key -> how many); they
+    keep their place but start no new preemption.
+    """
+    in_flight = waiting_for_victims or {}
+    decisions = Decisions()
+    lines: dict[str, list[Workload]] = {}
+    for workload in pending:
+        cq, why = route(workload, config, namespace_labels(workload.namespace))
+        if cq is None:
+            local = config.local_queues.get((workload.namespace, workload.queue))
+            decisions.pending[workload.key] = Pending(local.cluster_queue if local else "", why)
+            continue
+        lines.setdefault(cq.name, []).append(workload)
+    for line in lines.values():
+        line.sort(key=Workload.order)
+
+    cursor = dict.fromkeys(lines, 0)
+    blocked: dict[str, str] = {}  # StrictFIFO queue -> the head that blocks it
+    claimed: set[str] = set()  # victims already chosen in this cycle
+    reasons: dict[str, str] = {}
+    while True:
+        heads = [
+            (config.cluster_queues[name], line[cursor[name]])
+            for name, line in lines.items()
+            if name not in blocked and cursor[name] < len(line)
+        ]
+        if not heads:
+            break
+        first_look = {w.key: quota.assign(cq, w.requests, w.pods, book) for cq, w in heads}
+        heads.sort(
+            key=lambda h: (
+                first_look[h[1].key].mode,
+                first_look[h[1].key].borrows,
+                h[1].order(),
+            )
+        )
+        for cq, workload in heads:
+            cursor[cq.name] += 1
+            choice = quota.assign(cq, workload.requests, workload.pods, book)
+            if choice.mode is quota.Mode.FIT:
+                book.add(cq.name, choice.usage)
+                decisions.admitted.append((workload, cq.name, choice))
+                continue
+            reason = choice.reason
+            if workload.key in in_flight:
+                reason += f"; waiting for {in_flight[workload.key]} preempted workload(s) to stop"
+            elif choice.mode is quota.Mode.PREEMPT:
+                victims = quota.preemption_targets(
+                    cq,
+                    choice,
+                    priority=workload.priority,
+                    created=workload.created,
+                    admitted=[a for a in admitted if a.key not in claimed],
+                    book=book,
+                )
+                if victims:
+                    claimed.update(v.key for v in victims)
+                    decisions.preemptions.append((workload, victims))
+                    reason += f"; preempting {len(victims)} workload(s)"
+            reasons[workload.key] = reason
+            if cq.strategy is queues.QueueingStrategy.STRICT_FIFO:
+                blocked[cq.name] = workload.key
+
+    admitted_now = {w.key for w, _, _ in decisions.admitted}
+    for name, line in lines.items():
+        waiting = [w for w in line if w.key not in admitted_now]
+        for position, workload in enumerate(waiting, start=1):
+            head = blocked.get(name, "")
+            default = f"waiting behind {head} (StrictFIFO)" if head else "not reached"
+            reason = reasons.get(workload.key, default)
+            decisions.pending[workload.key] = Pending(name, reason, position, len(waiting))
+    return decisions
