@@ -173,7 +173,10 @@ class Unplaceable:
     reason: str
 
 
-def _shape(pod: model.Pod) -> tuple[object, ...]:
+Shape = tuple[object, ...]
+
+
+def _shape(pod: model.Pod) -> Shape:
     """Members with equal shapes are interchangeable for placement."""
     return (
         tuple(sorted(pod.requests.items())),
@@ -183,16 +186,17 @@ def _shape(pod: model.Pod) -> tuple[object, ...]:
     )
 
 
-def _fit(members: Sequence[model.Pod], nodes: Sequence[cluster.NodeState]) -> dict[str, str]:
-    """First-fit of the members onto ``nodes`` (biggest members first), with the capacity the
+def _fit(
+    members: Sequence[tuple[model.Pod, Shape]], nodes: Sequence[cluster.NodeState]
+) -> dict[str, str]:
+    """First-fit of the members onto ``nodes`` (in the given order), with the capacity the
     earlier members took.  Identical members resume where the previous one fit, so a run of
     identical members costs O(nodes + members)."""
     placed: dict[str, str] = {}
     extra: dict[str, dict[str, int]] = {}
-    resume: dict[tuple[object, ...], int] = {}
-    static: dict[tuple[tuple[object, ...], str], bool] = {}
-    for pod in members:
-        shape = _shape(pod)
+    resume: dict[Shape, int] = {}
+    static: dict[tuple[Shape, str], bool] = {}
+    for pod, shape in members:
         start = resume.get(shape, 0)
         for index in range(start, len(nodes)):
             state = nodes[index]
@@ -220,15 +224,30 @@ def _fit(members: Sequence[model.Pod], nodes: Sequence[cluster.NodeState]) -> di
     return placed
 
 
-def _domains(
-    nodes: Iterable[cluster.NodeState], key: str
-) -> list[tuple[str, list[cluster.NodeState]]]:
-    by_value: dict[str, list[cluster.NodeState]] = {}
-    for state in nodes:
-        value = state.node.labels.get(key)
-        if value is not None:
-            by_value.setdefault(value, []).append(state)
-    return [(f"{key}={value}", by_value[value]) for value in sorted(by_value)]
+def could_hold(need: resources.ResourceList | None, free: resources.ResourceList) -> bool:
+    """False when a domain with ``free`` (its nodes' free capacity summed) certainly cannot
+    hold members needing ``need`` in total; ``need`` None (a negative request somewhere, so
+    the sum proves nothing) never rules a domain out.
+
+    Sound because a member is placed on a node only if its request fits in what the node has
+    left, so what one domain gives all members is at most its summed free capacity.  Example:
+    a rack of 20 nodes with 4 cpu each holds at most 80 cpu of a 1000 x 100m gang (100 cpu),
+    so it is skipped without trying a single member.
+    """
+    if need is None:
+        return True
+    return all(amount <= free.get(name, 0) for name, amount in need.items() if amount > 0)
+
+
+def total_need(members: Iterable[model.Pod]) -> dict[str, int] | None:
+    """The members' requests summed, or None if any amount is negative."""
+    need: dict[str, int] = {}
+    for pod in members:
+        for name, amount in pod.requests.items():
+            if amount < 0:
+                return None
+            need[name] = need.get(name, 0) + amount
+    return need
 
 
 def describe_need(members: Sequence[model.Pod]) -> str:
@@ -241,7 +260,7 @@ def describe_need(members: Sequence[model.Pod]) -> str:
 
 def plan(
     members: Sequence[model.Pod],
-    nodes: Sequence[cluster.NodeState],
+    view: cluster.ClusterState,
     *,
     topology_keys: Sequence[str] = (),
 ) -> Placement | Unplaceable:
@@ -249,17 +268,25 @@ def plan(
 
     Levels are tried in order (e.g. rack, then zone), domains within a level by name, then the
     whole cluster.  Example: 8 members of 1 cpu, racks of 4-cpu nodes: the first rack with 8
-    free cpus (counted node by node, not summed) wins.
+    free cpus (counted node by node, not summed) wins.  Domains whose summed free capacity
+    cannot hold the members' total are skipped untried (``could_hold``): a skipped domain
+    could not have held the gang, so the result is the same as trying every domain; only
+    the "best domain fits" count of an unplaceable gang is taken over the domains tried
+    (the whole cluster always is).
     """
     ordered = sorted(members, key=lambda p: (-p.requests.get(resources.CPU, 0), p.uid))
+    shaped = [(pod, _shape(pod)) for pod in ordered]
+    need = total_need(ordered)
     best = 0
     for key in topology_keys:
-        for domain, domain_nodes in _domains(nodes, key):
-            placed = _fit(ordered, domain_nodes)
+        for domain in view.domains(key):
+            if not could_hold(need, domain.free):
+                continue
+            placed = _fit(shaped, list(domain.nodes.values()))
             if len(placed) == len(ordered):
-                return Placement(placed, domain)
+                return Placement(placed, domain.name)
             best = max(best, len(placed))
-    placed = _fit(ordered, nodes)
+    placed = _fit(shaped, list(view.nodes.values()))
     if len(placed) == len(ordered):
         return Placement(placed, "cluster")
     best = max(best, len(placed))

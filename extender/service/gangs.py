@@ -54,6 +54,8 @@ class Group:
     first_seen: float
     policy: gang.Policy = field(default_factory=gang.Policy)
     members: dict[str, model.Pod] = field(default_factory=dict)
+    bound: set[str] = field(default_factory=set)
+    """Members bound or being bound (``ClusterState.bound_node``), kept as that changes."""
     plan: dict[str, str] = field(default_factory=dict)
     domain: str = ""
     gate: dict[str, asyncio.Future[None]] = field(default_factory=dict)
@@ -95,6 +97,8 @@ class GangCoordinator:
         self.group_of: dict[str, gang.GroupKey] = {}
         self.workloads: dict[tuple[str, str], gang.Workload] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        state.on_bound_change(self._bound_changed)
+        state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
         for phase in Phase:
             metrics.gangs.labels(phase.value).set_function(functools.partial(self.count, phase))
 
@@ -116,6 +120,7 @@ class GangCoordinator:
             group = self.groups[member.key] = Group(key=member.key, first_seen=self.clock())
         group.members[pod.uid] = pod
         self.group_of[pod.uid] = member.key
+        self._bound_changed(pod.uid, self.state.bound_node(pod.uid))
         group.policy = gang.policy(
             member,
             pod,
@@ -137,6 +142,7 @@ class GangCoordinator:
         if group is None:
             return
         group.members.pop(uid, None)
+        group.bound.discard(uid)
         if uid in group.plan:
             self._release(group)
         if not group.members:
@@ -160,11 +166,18 @@ class GangCoordinator:
 
     # -- filter -----------------------------------------------------------------------------
 
-    def _bound(self, group: Group) -> list[model.Pod]:
-        return [p for p in group.members.values() if self.state.bound_node(p.uid)]
+    def _bound_changed(self, uid: str, node: str) -> None:
+        key = self.group_of.get(uid)
+        group = self.groups.get(key) if key else None
+        if group is None:
+            return
+        if node:
+            group.bound.add(uid)
+        else:
+            group.bound.discard(uid)
 
     def _pending(self, group: Group) -> list[model.Pod]:
-        return [p for p in group.members.values() if not self.state.bound_node(p.uid)]
+        return [p for uid, p in group.members.items() if uid not in group.bound]
 
     def filter(self, pod: model.Pod, node_names: Sequence[str]) -> FilterOutcome | None:
         """The verdict for a gang member, or None when the pod is not (or no longer) gated."""
@@ -177,7 +190,7 @@ class GangCoordinator:
         if not policy.is_gang:
             return None
         if pod.uid not in group.plan:
-            if len(self._bound(group)) >= policy.min_count:
+            if len(group.bound) >= policy.min_count:
                 return None  # the gang is running: members beyond minCount go one by one
             now = self.clock()
             if now < group.backoff_until:
@@ -226,16 +239,16 @@ class GangCoordinator:
         for pod in list(group.members.values()):
             self.notifier.event(pod, reason=event, message=reason, warning=warning)
 
-    def _quorum(self, group: Group) -> tuple[list[model.Pod], list[model.Pod]]:
-        """(bound members, the earliest pending members that complete minCount)."""
-        bound = self._bound(group)
+    def _to_place(self, group: Group) -> list[model.Pod]:
+        """The earliest pending members that, with the bound ones, complete minCount."""
         pending = sorted(self._pending(group), key=lambda p: (p.created, p.name))
-        return bound, pending[: max(0, group.policy.min_count - len(bound))]
+        return pending[: max(0, group.policy.min_count - len(group.bound))]
 
     def _plan_in_order(self, group: Group, *, exclude: model.Pod) -> None:
         """Plan waiting gangs in queue order (priority, then age) up to and including ``group``,
         so an older or more important gang gets capacity first."""
         now = self.clock()
+        rank = (-group.priority, group.created)
         ahead = sorted(
             (
                 g
@@ -245,8 +258,8 @@ class GangCoordinator:
                 and g.policy.is_gang
                 and now >= g.backoff_until
                 and len(g.members) >= g.policy.min_count
-                and len(self._bound(g)) < g.policy.min_count
-                and (-g.priority, g.created) < (-group.priority, group.created)
+                and len(g.bound) < g.policy.min_count
+                and (-g.priority, g.created) < rank
             ),
             key=lambda g: (-g.priority, g.created),
         )
@@ -259,11 +272,9 @@ class GangCoordinator:
         if not group.quorum_at:
             group.quorum_at = now
             metrics.gang_quorum_seconds.observe(max(0.0, now - group.first_seen))
-        _, to_place = self._quorum(group)
+        to_place = self._to_place(group)
         started = time.perf_counter()
-        result = gang.plan(
-            to_place, list(self.state.nodes.values()), topology_keys=self.settings.topology_keys
-        )
+        result = gang.plan(to_place, self.state, topology_keys=self.settings.topology_keys)
         metrics.gang_plan_seconds.observe(time.perf_counter() - started)
         if isinstance(result, gang.Unplaceable):
             self._set_phase(group, Phase.UNPLACEABLE, f"gang {group.key}: {result.reason}")
@@ -317,7 +328,8 @@ class GangCoordinator:
             return list(node_names)
         nodes = self.state.nodes
         inside = [n for n in node_names if n in nodes and nodes[n].node.labels.get(label) == value]
-        return inside + [n for n in node_names if n not in set(inside)]
+        chosen = set(inside)
+        return inside + [n for n in node_names if n not in chosen]
 
     @staticmethod
     def _only(node: str, node_names: Sequence[str], reason: str) -> FilterOutcome:
@@ -474,4 +486,4 @@ class GangCoordinator:
         group = self.groups.get(key) if key else None
         if group is None or not group.policy.is_gang or group.policy.min_count <= 1:
             return True
-        return all(p.uid in chosen for p in self._bound(group))
+        return group.bound <= chosen

@@ -1,10 +1,13 @@
-"""The cluster view: claims, per-node usage and generations, assumed pods and relists."""
+"""The cluster view: claims, per-node usage and generations, assumed pods and relists, the
+topology index and the bound-pod notifications."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from extender.core import cluster
 from tests import builders
@@ -248,3 +251,137 @@ def test_snapshot_used_is_a_copy(view: cluster.ClusterState) -> None:
     snap["n1"]["cpu"] = 99
     assert used(view, "n1") == {"cpu": 1}
     assert snap.keys() == {"n1", "n2"}
+
+
+# -- the topology index ---------------------------------------------------------------------
+
+RACK = "muster.dev/rack"
+ZONE = "topology.kubernetes.io/zone"
+
+
+def regrouped(view: cluster.ClusterState, key: str) -> dict[str, tuple[set[str], dict[str, int]]]:
+    """What the index must say, computed from scratch: domain -> (node names, free summed)."""
+    out: dict[str, tuple[set[str], dict[str, int]]] = {}
+    for state in view.nodes.values():
+        value = state.node.labels.get(key)
+        if value is None:
+            continue
+        names, free = out.setdefault(f"{key}={value}", (set(), {}))
+        names.add(state.node.name)
+        for name, amount in cluster.free_of(state).items():
+            free[name] = free.get(name, 0) + amount
+    return out
+
+
+def indexed(view: cluster.ClusterState, key: str) -> dict[str, tuple[set[str], dict[str, int]]]:
+    return {
+        d.name: (set(d.nodes), {k: v for k, v in d.free.items() if v}) for d in view.domains(key)
+    }
+
+
+def without_zeros(
+    groups: dict[str, tuple[set[str], dict[str, int]]],
+) -> dict[str, tuple[set[str], dict[str, int]]]:
+    return {k: (names, {r: v for r, v in free.items() if v}) for k, (names, free) in groups.items()}
+
+
+def test_domains_group_nodes_by_label_sorted_by_value() -> None:
+    view = cluster.ClusterState()
+    for name, rack in (("a", "r2"), ("b", "r1"), ("c", "r2"), ("d", None)):
+        view.upsert_node(builders.node(name, cpu="2", labels={RACK: rack} if rack else {}))
+    domains = view.domains(RACK)
+    assert [d.name for d in domains] == [f"{RACK}=r1", f"{RACK}=r2"]
+    assert list(domains[1].nodes) == ["a", "c"]
+    assert domains[1].free["cpu"] == 4000
+
+
+def test_a_claim_lowers_its_domains_free_capacity_and_a_release_restores_it() -> None:
+    view = cluster.ClusterState()
+    view.upsert_node(builders.node("a", cpu="2", labels={RACK: "r1", ZONE: "z"}))
+    view.domains(RACK), view.domains(ZONE)
+    view.claim("k", "a", {"cpu": 500})
+    assert view.domains(RACK)[0].free["cpu"] == 1500 == view.domains(ZONE)[0].free["cpu"]
+    view.release("k")
+    assert view.domains(RACK)[0].free["cpu"] == 2000
+
+
+def test_an_over_committed_node_adds_nothing_not_a_negative_amount() -> None:
+    view = cluster.ClusterState()
+    view.upsert_node(builders.node("a", cpu="1", labels={RACK: "r1"}))
+    view.upsert_node(builders.node("b", cpu="1", labels={RACK: "r1"}))
+    view.claim("k", "a", {"cpu": 3000})
+    assert view.domains(RACK)[0].free["cpu"] == 1000
+
+
+def test_a_relabelled_node_moves_and_an_emptied_domain_disappears() -> None:
+    view = cluster.ClusterState()
+    view.upsert_node(builders.node("a", labels={RACK: "r1"}))
+    view.upsert_node(builders.node("b", labels={RACK: "r2"}))
+    view.domains(RACK)
+    view.upsert_node(builders.node("a", labels={RACK: "r2"}))
+    assert [(d.name, list(d.nodes)) for d in view.domains(RACK)] == [(f"{RACK}=r2", ["b", "a"])]
+    view.delete_node("b")
+    view.delete_node("a")
+    assert view.domains(RACK) == []
+
+
+node_changes = st.one_of(
+    st.tuples(
+        st.just("upsert_node"),
+        st.sampled_from(["n0", "n1", "n2", "n3"]),
+        st.sampled_from(["1", "4"]),
+        st.sampled_from([None, "r1", "r2"]),
+        st.sampled_from([None, "z1"]),
+    ),
+    st.tuples(st.just("delete_node"), st.sampled_from(["n0", "n1", "n2", "n3"])),
+    st.tuples(
+        st.just("claim"),
+        st.sampled_from(["k0", "k1", "k2"]),
+        st.sampled_from(["n0", "n1", "n2", "n3"]),
+        st.sampled_from([500, 3000, 6000]),
+    ),
+    st.tuples(st.just("release"), st.sampled_from(["k0", "k1", "k2"])),
+    st.tuples(st.just("ask"), st.sampled_from([RACK, ZONE])),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(node_changes, max_size=40))
+def test_the_index_always_equals_regrouping_every_node(changes) -> None:
+    view = cluster.ClusterState()
+    asked: set[str] = set()  # keys indexed so far: checking a key indexes it
+    for change in changes:
+        match change:
+            case ("upsert_node", name, cpu, rack, zone):
+                labels = {k: v for k, v in ((RACK, rack), (ZONE, zone)) if v}
+                view.upsert_node(builders.node(name, cpu=cpu, labels=labels))
+            case ("delete_node", name):
+                view.delete_node(name)
+            case ("claim", key, name, cpu):
+                view.claim(key, name, {"cpu": cpu, "pods": 1})
+            case ("release", key):
+                view.release(key)
+            case ("ask", key):
+                asked.add(key)
+        for key in asked:
+            assert indexed(view, key) == without_zeros(regrouped(view, key))
+    for key in (RACK, ZONE):
+        assert indexed(view, key) == without_zeros(regrouped(view, key))
+
+
+# -- bound-pod notifications ----------------------------------------------------------------
+
+
+def test_listeners_hear_when_a_pod_becomes_bound_and_when_it_no_longer_is(
+    view: cluster.ClusterState,
+) -> None:
+    heard: list[tuple[str, str]] = []
+    view.on_bound_change(lambda uid, node: heard.append((uid, node)))
+    pod = builders.pod("a", uid="a", cpu="1")
+    view.upsert_pod(pod)
+    view.assume(pod, "n1")
+    view.upsert_pod(dataclasses.replace(pod, node_name="n1"))  # the watch confirms: no change
+    view.delete_pod("a")
+    view.assume(pod, "n2")
+    view.forget("a")
+    assert heard == [("a", "n1"), ("a", ""), ("a", "n2"), ("a", "")]

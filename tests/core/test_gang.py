@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from extender.core import cluster, gang, model, objects
 from tests import builders
@@ -171,7 +175,7 @@ def _members(count: int, cpu: str = "1") -> list[model.Pod]:
 
 def test_plan_places_every_member_within_one_rack_when_possible():
     state = _cluster({"r1": 1, "r2": 3})  # r1 holds 4 cpu, r2 12
-    result = gang.plan(_members(6, "2"), list(state.nodes.values()), topology_keys=[RACK])
+    result = gang.plan(_members(6, "2"), state, topology_keys=[RACK])
     assert isinstance(result, gang.Placement)
     assert result.domain == f"{RACK}=r2"
     assert {n.split("-")[0] for n in result.nodes.values()} == {"r2"}
@@ -180,7 +184,7 @@ def test_plan_places_every_member_within_one_rack_when_possible():
 
 def test_plan_falls_back_to_a_wider_level_then_the_cluster():
     state = _cluster({"r1": 2, "r2": 2}, zone_of=lambda r: "z-" + r)  # every domain 8 cpu
-    result = gang.plan(_members(12, "1"), list(state.nodes.values()), topology_keys=[RACK, ZONE])
+    result = gang.plan(_members(12, "1"), state, topology_keys=[RACK, ZONE])
     assert isinstance(result, gang.Placement) and result.domain == "cluster"
 
 
@@ -189,13 +193,13 @@ def test_plan_counts_fragmentation_node_by_node():
     state = _cluster({"r1": 3})
     for name in state.nodes:
         state.claim(f"other-{name}", name, {"cpu": 2500})
-    result = gang.plan(_members(2, "2"), list(state.nodes.values()), topology_keys=[RACK])
+    result = gang.plan(_members(2, "2"), state, topology_keys=[RACK])
     assert result == gang.Unplaceable("gang needs 2 x {cpu: 2}; best domain fits 0")
 
 
 def test_unplaceable_reason_reports_the_best_domain():
     state = _cluster({"r1": 1, "r2": 2})
-    result = gang.plan(_members(13, "1"), list(state.nodes.values()), topology_keys=[RACK])
+    result = gang.plan(_members(13, "1"), state, topology_keys=[RACK])
     assert result == gang.Unplaceable("gang needs 13 x {cpu: 1}; best domain fits 12")
 
 
@@ -205,16 +209,130 @@ def test_plan_respects_each_members_own_checks():
     members = [
         builders.pod(f"m{i}", cpu="1", uid=f"m{i}", node_selector={"gpu": "yes"}) for i in range(3)
     ]
-    result = gang.plan(members, list(state.nodes.values()), topology_keys=[RACK])
+    result = gang.plan(members, state, topology_keys=[RACK])
     assert isinstance(result, gang.Placement)
     assert set(result.nodes.values()) == {"gpu"}
 
 
 def test_a_thousand_identical_members_fill_nodes_in_order():
     state = _cluster({"r1": 250})  # 1000 cpu
-    result = gang.plan(_members(1000, "1"), list(state.nodes.values()), topology_keys=[RACK])
+    result = gang.plan(_members(1000, "1"), state, topology_keys=[RACK])
     assert isinstance(result, gang.Placement)
     per_node: dict[str, int] = {}
     for node in result.nodes.values():
         per_node[node] = per_node.get(node, 0) + 1
     assert set(per_node.values()) == {4}
+
+
+def test_a_large_gang_skips_every_rack_too_small_and_lands_in_a_zone():
+    # 1000 x 100m = 100 cpu; racks hold 80, the zone 160: no rack is tried member by member.
+    state = _cluster({f"r{i}": 20 for i in range(2)})
+    members = _members(1000, "100m")
+    result = gang.plan(members, state, topology_keys=[RACK, ZONE])
+    assert isinstance(result, gang.Placement) and result.domain == f"{ZONE}=z1"
+    assert len(result.nodes) == 1000
+
+
+@pytest.mark.parametrize(
+    ("need", "free", "expected"),
+    [
+        pytest.param({"cpu": 4000, "pods": 4}, {"cpu": 4000, "pods": 110}, True, id="exactly"),
+        pytest.param({"cpu": 4001}, {"cpu": 4000, "pods": 110}, False, id="one millicore short"),
+        pytest.param({"nvidia.com/gpu": 1}, {"cpu": 4000}, False, id="resource the domain lacks"),
+        pytest.param({"cpu": 0, "example.com/x": 0}, {}, True, id="zero requests need nothing"),
+        pytest.param(None, {}, True, id="a negative request proves nothing"),
+    ],
+)
+def test_could_hold_compares_the_total_with_the_summed_free_capacity(need, free, expected):
+    assert gang.could_hold(need, free) is expected
+
+
+def test_total_need_sums_requests_and_gives_up_on_negative_amounts():
+    pods = _members(3, "500m")
+    assert gang.total_need(pods) == {"cpu": 1500, "pods": 3}
+    odd = dataclasses.replace(pods[0], requests={"cpu": -1})
+    assert gang.total_need([*pods, odd]) is None
+
+
+# -- pruning never changes a plan (property) --------------------------------------------------
+
+
+def unpruned_plan(
+    members: list[model.Pod], state: cluster.ClusterState, keys: list[str]
+) -> gang.Placement | gang.Unplaceable:
+    """The planner without the index or pruning: regroup all nodes per level, try every
+    domain in name order, then the whole cluster."""
+    ordered = sorted(members, key=lambda p: (-p.requests.get("cpu", 0), p.uid))
+    shaped = [(p, gang._shape(p)) for p in ordered]
+    nodes = list(state.nodes.values())
+    for key in keys:
+        groups: dict[str, list[cluster.NodeState]] = {}
+        for node_state in nodes:
+            value = node_state.node.labels.get(key)
+            if value is not None:
+                groups.setdefault(value, []).append(node_state)
+        for value in sorted(groups):
+            placed = gang._fit(shaped, groups[value])
+            if len(placed) == len(ordered):
+                return gang.Placement(placed, f"{key}={value}")
+    placed = gang._fit(shaped, nodes)
+    if len(placed) == len(ordered):
+        return gang.Placement(placed, "cluster")
+    return gang.Unplaceable("")
+
+
+plan_nodes = st.lists(
+    st.tuples(
+        st.sampled_from(["1", "2", "4"]),
+        st.sampled_from(["2Gi", "8Gi"]),
+        st.sampled_from([None, "r0", "r1", "r2"]),
+        st.sampled_from([None, "z0", "z1"]),
+        st.booleans(),  # labelled gpu=yes
+    ),
+    min_size=1,
+    max_size=12,
+)
+plan_members = st.lists(
+    st.tuples(
+        st.sampled_from(["100m", "500m", "1", "2", "3"]),
+        st.sampled_from(["128Mi", "1Gi", "4Gi"]),
+        st.booleans(),  # selects gpu=yes
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    plan_nodes,
+    st.lists(st.tuples(st.integers(0, 11), st.sampled_from([500, 1500, 3000])), max_size=8),
+    st.lists(plan_members, min_size=1, max_size=4),
+    st.sampled_from([[], [RACK], [ZONE], [RACK, ZONE]]),
+)
+def test_pruning_never_changes_a_plan(nodes, claims, gangs, keys):
+    state = cluster.ClusterState()
+    for i, (cpu, memory, rack, zone, gpu) in enumerate(nodes):
+        labels = {k: v for k, v in ((RACK, rack), (ZONE, zone), ("gpu", gpu and "yes")) if v}
+        state.upsert_node(builders.node(f"n{i}", cpu=cpu, memory=memory, labels=labels))
+    for i, (index, cpu) in enumerate(claims):
+        state.claim(f"other-{i}", f"n{index % len(nodes)}", {"cpu": cpu})
+    for g, shapes in enumerate(gangs):
+        members = [
+            builders.pod(
+                f"g{g}m{i}",
+                uid=f"g{g}m{i}",
+                cpu=cpu,
+                memory=memory,
+                node_selector={"gpu": "yes"} if gpu else None,
+            )
+            for i, (cpu, memory, gpu) in enumerate(shapes)
+        ]
+        expected = unpruned_plan(members, state, keys)
+        result = gang.plan(members, state, topology_keys=keys)
+        if isinstance(expected, gang.Placement):
+            assert result == expected
+            for pod in members:  # reserve it, as the coordinator does, so the next gang sees it
+                state.claim(f"gang/{pod.uid}", result.nodes[pod.uid], pod.requests)
+        else:
+            assert isinstance(result, gang.Unplaceable)

@@ -293,3 +293,35 @@ def test_workload_object_decides_min_count_and_a_missing_group_waits_with_the_re
     assert set(waiting.unresolvable.values()) == {
         "waiting for gang default/train/ps: pod group 'ps' not in Workload default/train"
     }
+
+
+def test_steering_prefers_an_offered_node_in_the_plans_own_domain():
+    service, _, _ = make_service()  # racks r0 = n0, n1 and r1 = n2, n3
+    for name in "ab":
+        service.filter(member(name, min_count=2, cpu="1"), names(service))
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    assert group.domain == f"{RACK}=r0" and group.plan["a"] == "n0"
+    outcome = service.filter(member("a", min_count=2, cpu="1"), ["n2", "n3", "n1"])
+    assert outcome.passed == ["n1"]
+
+
+async def test_a_member_bound_outside_the_gate_counts_as_bound():
+    service, _, _ = make_service()
+    pods = [member(n) for n in "abcd"]
+    for pod in pods:
+        service.filter(pod, names(service))
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    plan = dict(group.plan)
+    await asyncio.gather(
+        *(
+            service.bind(namespace="default", name=p.name, uid=p.uid, node_name=plan[p.uid])
+            for p in pods[:3]
+        )
+    )
+    tail = service.filter(pods[3], names(service))
+    await service.bind(namespace="default", name="d", uid="d", node_name=tail.passed[0])
+    assert group.bound == {"a", "b", "c", "d"}
+    three = {"n0": Victims(uids=("a", "b", "c"))}
+    assert service.preempt(builders.pod("p"), three) == {}, "d is bound too"
+    service.remove_pod(pods[3])
+    assert service.preempt(builders.pod("p"), three) == three
