@@ -79,6 +79,7 @@ def make_pod(
     annotations: dict[str, str] | None = None,
     priority: int | None = None,
     deleting: bool = False,
+    created: str = "2025-01-01T00:00:00Z",
 ) -> dict[str, Any]:
     """A v1.Pod with one container (unless ``containers`` is given).
 
@@ -89,7 +90,7 @@ def make_pod(
         "name": name,
         "namespace": namespace,
         "uid": uid if uid is not None else f"uid-{next(_uids)}",
-        "creationTimestamp": "2025-01-01T00:00:00Z",
+        "creationTimestamp": created,
     }
     if resource_version is not None:
         meta["resourceVersion"] = resource_version

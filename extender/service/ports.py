@@ -15,6 +15,12 @@ class Binder(Protocol):
     async def bind(self, pod: model.Pod, node_name: str) -> None: ...
 
 
+class Evictor(Protocol):
+    """Evicts a pod through the Eviction API (preemption, draining); raises on failure."""
+
+    async def evict(self, pod: model.Pod, *, reason: str) -> None: ...
+
+
 class Notifier(Protocol):
     """Tells the cluster what happened; fire-and-forget, never raises, never blocks."""
 

@@ -1,0 +1,556 @@
+"""Queue admission: which workloads may run under the ClusterQueues' quota, and in what order.
+
+The ``QueueManager`` owns the queue configuration, the quota book, the admitted workloads and
+the pods they are charged for.  Pods carrying ``kueue.x-k8s.io/queue-name`` are *queued*: filter
+rejects them (unresolvable, with the numbers and their place in line) until their workload is
+admitted, then passes them with the flavor's node labels added to their nodeSelector and its
+tolerations added, exactly as Kueue injects them.  Usage is charged per pod from admission
+until the pod finishes or is deleted.  After a restart, bound queued pods are charged again in
+the flavor their node belongs to, so a restart never over-admits.  Pods without the label
+bypass quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from extender import metrics
+from extender.core import gang, model, queueing, queues, quota
+from extender.service.gangs import GangCoordinator
+from extender.service.ports import Clock, Evictor, Notifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Charge:
+    cluster_queue: str
+    workload: str
+    usage: quota.Usage
+
+
+@dataclass(slots=True)
+class Admission:
+    """An admitted workload."""
+
+    key: str
+    namespace: str
+    local_queue: str
+    cluster_queue: str
+    flavors: Mapping[str, str]
+    priority: int
+    created: float
+    admitted_at: float
+    pods: set[str] = field(default_factory=set)
+    """uids of the pods charged to it."""
+    evicting: str = ""
+    """Why it is being evicted (preempted, drained); empty while it runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A queued pod's filter verdict: pass ``pod`` (with its flavor's constraints), or reject
+    every node with ``reason``."""
+
+    pod: model.Pod
+    reason: str = ""
+
+
+def _fold(text: str) -> str:
+    """A reason with its numbers masked, so changing counts do not repeat an Event."""
+    return re.sub(r"\d+", "#", text)
+
+
+class QueueManager:
+    def __init__(
+        self,
+        *,
+        gangs: GangCoordinator,
+        notifier: Notifier,
+        evictor: Evictor | None,
+        node_labels: Callable[[str], Mapping[str, str] | None],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.gangs = gangs
+        self.notifier = notifier
+        self.evictor = evictor
+        self.node_labels = node_labels
+        self.clock = clock
+        self.config = queues.QueueConfig()
+        self.book = quota.QuotaBook(self.config)
+        self.pods: dict[str, model.Pod] = {}
+        """Queued pods that are alive (not finished, not being deleted), by uid."""
+        self.charges: dict[str, Charge] = {}
+        self.admissions: dict[str, Admission] = {}
+        self.pending: dict[str, queueing.Pending] = {}
+        self.unqueued: dict[str, str] = {}
+        """Workloads that cannot be queued yet (no quorum, unknown queue ...) and why."""
+        self.namespaces: dict[str, Mapping[str, str]] = {}
+        self._workload_of: dict[str, str] = {}
+        self._preemptors: dict[str, set[str]] = {}
+        """Preemptor workload -> victim workloads still being evicted."""
+        self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}
+        self._told: dict[str, str] = {}
+        self._dirty = False
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        metrics.queues.reading = self.reading
+
+    # -- configuration and namespaces -------------------------------------------------------
+
+    def configure(self, config: queues.QueueConfig) -> None:
+        """Put a new configuration in force; usage already charged stays charged."""
+        self.config = config
+        self.book = quota.QuotaBook(config)
+        for charge in self.charges.values():
+            self.book.add(charge.cluster_queue, charge.usage)
+        self._changed()
+
+    def set_namespace(self, name: str, labels: Mapping[str, str]) -> None:
+        self.namespaces[name] = labels
+        self._changed()
+
+    def delete_namespace(self, name: str) -> None:
+        self.namespaces.pop(name, None)
+
+    def _namespace_labels(self, name: str) -> Mapping[str, str]:
+        labels = self.namespaces.get(name)
+        if labels is None:
+            return {queues.NAMESPACE_NAME_LABEL: name}
+        return {queues.NAMESPACE_NAME_LABEL: name, **labels}
+
+    # -- pods from the watch ----------------------------------------------------------------
+
+    @staticmethod
+    def queue_of(pod: model.Pod) -> str:
+        return pod.labels.get(queues.QUEUE_LABEL, "")
+
+    def observe(self, pod: model.Pod) -> None:
+        """A pod's latest state (watch, relist or filter call)."""
+        if not self.queue_of(pod):
+            if pod.uid in self.pods:
+                self.forget(pod.uid)
+            return
+        if pod.terminated or pod.deleting:
+            self.forget(pod.uid)
+            return
+        known = self.pods.get(pod.uid)
+        self.pods[pod.uid] = pod
+        if known is None:
+            self._changed()
+        if pod.node_name and pod.uid not in self.charges:
+            self._charge_bound(pod)
+
+    def forget(self, uid: str) -> None:
+        """A queued pod finished or is gone: release what it was charged."""
+        self.pods.pop(uid, None)
+        self._effective.pop(uid, None)
+        charge = self.charges.pop(uid, None)
+        if charge is not None:
+            self.book.remove(charge.cluster_queue, charge.usage)
+            admission = self.admissions.get(charge.workload)
+            if admission is not None:
+                admission.pods.discard(uid)
+                if not admission.pods:
+                    del self.admissions[charge.workload]
+                    self._victim_gone(charge.workload)
+        self._changed()
+
+    def _charge_bound(self, pod: model.Pod) -> None:
+        """A bound pod that was never admitted here (a restart, or bound by another scheduler):
+        charge it in the flavor its node carries, so quota reflects what runs."""
+        local = self.config.local_queues.get((pod.namespace, self.queue_of(pod)))
+        cq = self.config.cluster_queues.get(local.cluster_queue) if local else None
+        if local is None or cq is None:
+            return
+        labels = self.node_labels(pod.node_name) or {}
+        flavors: dict[str, str] = {}
+        for group in cq.resource_groups:
+            matching = [
+                fq.flavor
+                for fq in group.flavors
+                if (f := self.config.flavors.get(fq.flavor)) is not None
+                and all(labels.get(k) == v for k, v in f.node_labels.items())
+            ]
+            chosen = matching[0] if matching else group.flavors[0].flavor
+            flavors.update(dict.fromkeys(group.covered, chosen))
+        key = self._workload_key(pod)
+        admission = self.admissions.get(key)
+        if admission is None:
+            admission = self.admissions[key] = Admission(
+                key=key,
+                namespace=pod.namespace,
+                local_queue=local.name,
+                cluster_queue=cq.name,
+                flavors=flavors,
+                priority=self._priority(pod)[0],
+                created=pod.created,
+                admitted_at=self.clock(),
+            )
+        self._charge(admission, pod, cq)
+
+    def _charge(self, admission: Admission, pod: model.Pod, cq: queues.ClusterQueue) -> None:
+        usage = quota.pod_usage(cq, pod, admission.flavors)
+        self.charges[pod.uid] = Charge(cq.name, admission.key, usage)
+        self.book.add(cq.name, usage)
+        admission.pods.add(pod.uid)
+
+    # -- workloads --------------------------------------------------------------------------
+
+    def _workload_key(self, pod: model.Pod) -> str:
+        member = gang.membership(pod)
+        if member is not None:
+            group = self.gangs.groups.get(member.key)
+            if group is not None and group.policy.is_gang:
+                key = f"gang/{member.key}"
+                admission = self.admissions.get(key)
+                # Members arriving after their gang was admitted are admitted one by one.
+                if admission is None or pod.uid in admission.pods:
+                    return key
+        return f"pod/{pod.key}"
+
+    def _priority(self, pod: model.Pod) -> tuple[int, str]:
+        """The pod's workload priority and, when it names a missing class, why it waits."""
+        name = pod.labels.get(queues.PRIORITY_CLASS_LABEL)
+        if name is None:
+            return pod.priority, ""
+        wpc = self.config.priority_classes.get(name)
+        if wpc is None:
+            return 0, f"WorkloadPriorityClass {name} not found"
+        return wpc.value, ""
+
+    def _workloads(self) -> list[queueing.Workload]:
+        """Every pending workload from the queued pods not yet charged; records why the ones
+        that cannot be queued yet wait."""
+        grouped: dict[str, list[model.Pod]] = {}
+        for pod in self.pods.values():
+            if pod.uid not in self.charges:
+                grouped.setdefault(self._workload_key(pod), []).append(pod)
+        self.unqueued = {}
+        out = []
+        for key, pods in grouped.items():
+            first = min(pods, key=lambda p: (p.created, p.name))
+            for pod in pods:
+                self._workload_of[pod.uid] = key
+            why = ""
+            if key.startswith("gang/"):
+                member = gang.membership(first)
+                group = self.gangs.groups.get(member.key) if member else None
+                if group is None or group.policy.missing:
+                    why = f"waiting for gang: {group.policy.missing if group else 'unknown'}"
+                elif len(pods) + len(self._admitted_members(key)) < group.policy.min_count:
+                    why = f"waiting for gang {group.key}: {len(pods)}/{group.policy.min_count} pods"
+            priorities = [self._priority(p) for p in pods]
+            why = why or next((w for _, w in priorities if w), "")
+            if why:
+                self.unqueued[key] = why
+                continue
+            out.append(
+                queueing.Workload(
+                    key=key,
+                    namespace=first.namespace,
+                    queue=self.queue_of(first),
+                    priority=max(p for p, _ in priorities),
+                    created=first.created,
+                    pods=tuple(sorted(pods, key=lambda p: (p.created, p.name))),
+                )
+            )
+        return out
+
+    def _admitted_members(self, key: str) -> set[str]:
+        admission = self.admissions.get(key)
+        return admission.pods if admission else set()
+
+    # -- the admission cycle ----------------------------------------------------------------
+
+    def _changed(self) -> None:
+        """Something that can change a decision happened: run a cycle soon."""
+        self._dirty = True
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (sync tests): the next filter call runs the cycle
+        self._scheduled = True
+        loop.call_soon(self._soon)
+
+    def _soon(self) -> None:
+        self._scheduled = False
+        if self._dirty:
+            self.run_cycle()
+
+    def run_cycle(self, *, current: model.Pod | None = None) -> None:
+        """Admit what fits, start the preemptions that make room, drain stopped queues."""
+        self._dirty = False
+        started = time.perf_counter()
+        self._drain()
+        admitted = [
+            quota.Admitted(
+                key=a.key,
+                cluster_queue=a.cluster_queue,
+                priority=a.priority,
+                created=a.created,
+                admitted_at=a.admitted_at,
+                usage=self._usage(a),
+            )
+            for a in self.admissions.values()
+            if not a.evicting
+        ]
+        waiting = {key: len(victims) for key, victims in self._preemptors.items() if victims}
+        decisions = queueing.cycle(
+            self._workloads(),
+            config=self.config,
+            book=self.book,
+            admitted=admitted,
+            namespace_labels=self._namespace_labels,
+            waiting_for_victims=waiting,
+        )
+        metrics.queue_cycle_seconds.observe(time.perf_counter() - started)
+        now = self.clock()
+        nudge: list[model.Pod] = []
+        for workload, cq_name, assignment in decisions.admitted:
+            # The cycle charged the whole workload; record it pod by pod.
+            self.book.remove(cq_name, assignment.usage)
+            admission = self.admissions.setdefault(
+                workload.key,
+                Admission(
+                    key=workload.key,
+                    namespace=workload.namespace,
+                    local_queue=workload.queue,
+                    cluster_queue=cq_name,
+                    flavors=assignment.flavors,
+                    priority=workload.priority,
+                    created=workload.created,
+                    admitted_at=now,
+                ),
+            )
+            cq = self.config.cluster_queues[cq_name]
+            for pod in workload.pods:
+                self._charge(admission, pod, cq)
+            self._preemptors.pop(workload.key, None)
+            flavors = ", ".join(sorted(set(assignment.flavors.values()))) or "no flavor"
+            message = f"admitted by ClusterQueue {cq_name} in {flavors}"
+            for pod in workload.pods:
+                self.notifier.event(pod, reason="QueueAdmitted", message=message)
+                self._told.pop(pod.uid, None)
+            nudge.extend(p for p in workload.pods if current is None or p.uid != current.uid)
+            metrics.queue_admissions.labels(cq_name).inc()
+        for preemptor, victims in decisions.preemptions:
+            self._preemptors[preemptor.key] = {v.key for v in victims}
+            for victim in victims:
+                self._evict(
+                    victim.key,
+                    f"preempted to admit {preemptor.key} "
+                    f"(priority {preemptor.priority}) in ClusterQueue {victim.cluster_queue}",
+                )
+                metrics.queue_preemptions.labels(victim.cluster_queue).inc()
+        self.pending = decisions.pending
+        for pod in self._pods_of(decisions.pending):
+            self._tell_pending(pod)
+        if nudge:
+            self.notifier.nudge(nudge)
+
+    def _pods_of(self, keys: Mapping[str, Any]) -> list[model.Pod]:
+        return [p for p in self.pods.values() if self._workload_of.get(p.uid) in keys]
+
+    def _tell_pending(self, pod: model.Pod) -> None:
+        reason = self.explain(pod)
+        if reason and self._told.get(pod.uid) != _fold(reason):
+            self._told[pod.uid] = _fold(reason)
+            self.notifier.event(pod, reason="QueuePending", message=reason)
+
+    def _usage(self, admission: Admission) -> dict[quota.FlavorResource, int]:
+        total: dict[quota.FlavorResource, int] = {}
+        for uid in admission.pods:
+            charge = self.charges.get(uid)
+            if charge is not None:
+                for fr, amount in charge.usage.items():
+                    total[fr] = total.get(fr, 0) + amount
+        return total
+
+    # -- eviction ---------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Evict the admitted workloads of queues stopped with ``HoldAndDrain``."""
+        drain = queues.StopPolicy.HOLD_AND_DRAIN
+        for admission in list(self.admissions.values()):
+            if admission.evicting:
+                continue
+            cq = self.config.cluster_queues.get(admission.cluster_queue)
+            local = self.config.local_queues.get((admission.namespace, admission.local_queue))
+            if (cq is not None and cq.stop_policy is drain) or (
+                local is not None and local.stop_policy is drain
+            ):
+                self._evict(admission.key, "drained: its queue is stopped with HoldAndDrain")
+
+    def _evict(self, key: str, reason: str) -> None:
+        admission = self.admissions.get(key)
+        if admission is None or admission.evicting:
+            return
+        admission.evicting = reason
+        pods = [self.pods[uid] for uid in sorted(admission.pods) if uid in self.pods]
+        for pod in pods:
+            self.notifier.event(pod, reason="QueueEvicted", message=reason, warning=True)
+        log.info("evicting workload %s (%d pods): %s", key, len(pods), reason)
+        if self.evictor is None:
+            return
+        for pod in pods:
+            task = asyncio.get_running_loop().create_task(self._evict_pod(pod, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _evict_pod(self, pod: model.Pod, reason: str) -> None:
+        assert self.evictor is not None
+        try:
+            await self.evictor.evict(pod, reason=reason)
+        except Exception as exc:
+            log.warning("eviction of %s failed: %s", pod.key, exc)
+
+    def _victim_gone(self, key: str) -> None:
+        for victims in self._preemptors.values():
+            victims.discard(key)
+
+    # -- filter -----------------------------------------------------------------------------
+
+    def filter(self, pod: model.Pod) -> Verdict | None:
+        """None for pods that bypass quota; else pass the admitted pod (constrained to its
+        flavor) or reject it with why it waits."""
+        if not self.queue_of(pod):
+            return None
+        self.observe(pod)
+        if self._dirty:
+            self.run_cycle(current=pod)
+        charge = self.charges.get(pod.uid)
+        if charge is None:
+            return Verdict(pod, self.explain(pod) or f"queue {self.queue_of(pod)}: not admitted")
+        admission = self.admissions.get(charge.workload)
+        if admission is None:
+            return Verdict(pod)
+        if admission.evicting:
+            return Verdict(pod, f"workload {admission.key} is being evicted: {admission.evicting}")
+        return Verdict(self._constrained(pod, admission))
+
+    def _constrained(self, pod: model.Pod, admission: Admission) -> model.Pod:
+        """The pod with its flavors' node labels and tolerations added (cached per pod)."""
+        cached = self._effective.get(pod.uid)
+        if cached is not None and cached[0] is pod:
+            return cached[1]
+        selector = dict(pod.node_selector)
+        tolerations = list(pod.tolerations)
+        for name in sorted(set(admission.flavors.values())):
+            flavor = self.config.flavors.get(name)
+            if flavor is not None:
+                selector.update(flavor.node_labels)
+                tolerations.extend(t for t in flavor.tolerations if t not in tolerations)
+        effective = dataclasses.replace(pod, node_selector=selector, tolerations=tuple(tolerations))
+        self._effective[pod.uid] = (pod, effective)
+        return effective
+
+    def constrain(self, pod: model.Pod) -> model.Pod:
+        """A pod as placement must see it: with its admitted flavors' constraints."""
+        charge = self.charges.get(pod.uid)
+        admission = self.admissions.get(charge.workload) if charge else None
+        return self._constrained(pod, admission) if admission else pod
+
+    def explain(self, pod: model.Pod) -> str:
+        """Why a queued pod waits, for its FailedScheduling message and Events."""
+        queue = f"{pod.namespace}/{self.queue_of(pod)}"
+        key = self._workload_of.get(pod.uid, "")
+        if key in self.unqueued:
+            return f"queue {queue}: {self.unqueued[key]}"
+        pending = self.pending.get(key)
+        if pending is None:
+            return ""
+        if not pending.position:
+            return f"queue {queue}: {pending.reason}"
+        return (
+            f"queue {queue} -> {pending.cluster_queue}: {pending.reason}; "
+            f"position {pending.position} of {pending.queued}"
+        )
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """Every queue's usage, admitted workloads and pending workloads in order, with why."""
+        config = self.config
+        by_cq: dict[str, list[tuple[str, queueing.Pending]]] = {}
+        for key, pending in self.pending.items():
+            by_cq.setdefault(pending.cluster_queue, []).append((key, pending))
+        out = []
+        for cq in sorted(config.cluster_queues.values(), key=lambda c: c.name):
+            usage = []
+            for group in cq.resource_groups:
+                for fq in group.flavors:
+                    for resource, q in fq.quotas.items():
+                        used = self.book.used(cq.name, (fq.flavor, resource))
+                        usage.append(
+                            {
+                                "flavor": fq.flavor,
+                                "resource": resource,
+                                "used": used,
+                                "nominal": q.nominal,
+                                "borrowed": max(0, used - q.nominal),
+                                "available": self.book.available(cq, (fq.flavor, resource)),
+                            }
+                        )
+            waiting = sorted(by_cq.get(cq.name, []), key=lambda kp: kp[1].position or 1 << 30)
+            out.append(
+                {
+                    "name": cq.name,
+                    "cohort": cq.cohort,
+                    "queueingStrategy": cq.strategy.value,
+                    "stopPolicy": cq.stop_policy.value,
+                    "usage": usage,
+                    "admitted": sorted(
+                        a.key for a in self.admissions.values() if a.cluster_queue == cq.name
+                    ),
+                    "pending": [
+                        {"workload": key, "position": p.position, "reason": p.reason}
+                        for key, p in waiting
+                    ],
+                }
+            )
+        return {
+            "clusterQueues": out,
+            "localQueues": [
+                {
+                    "namespace": lq.namespace,
+                    "name": lq.name,
+                    "clusterQueue": lq.cluster_queue,
+                    "stopPolicy": lq.stop_policy.value,
+                }
+                for lq in sorted(config.local_queues.values(), key=lambda q: q.key)
+            ],
+            "notQueued": [{"workload": k, "reason": r} for k, r in sorted(self.unqueued.items())],
+        }
+
+    def reading(self) -> metrics.QueueReading:
+        """Per ClusterQueue: pending and admitted workloads, usage and quota by flavor."""
+        pending: dict[str, int] = {}
+        for p in self.pending.values():
+            if p.cluster_queue:
+                pending[p.cluster_queue] = pending.get(p.cluster_queue, 0) + 1
+        admitted: dict[str, int] = {}
+        for a in self.admissions.values():
+            admitted[a.cluster_queue] = admitted.get(a.cluster_queue, 0) + 1
+        usage = []
+        for cq in self.config.cluster_queues.values():
+            for group in cq.resource_groups:
+                for fq in group.flavors:
+                    for resource, q in fq.quotas.items():
+                        used = self.book.used(cq.name, (fq.flavor, resource))
+                        usage.append((cq.name, fq.flavor, resource, used, q.nominal))
+        names = sorted(self.config.cluster_queues)
+        return metrics.QueueReading(
+            pending={n: pending.get(n, 0) for n in names},
+            admitted={n: admitted.get(n, 0) for n in names},
+            usage=usage,
+        )

@@ -1,0 +1,310 @@
+"""Queue admission through the service: quota holds pods back with the numbers, flavors steer
+them, usage is released when pods finish, preemption evicts whole workloads, restarts rebuild
+usage, and the configuration reloads without losing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extender import queuefile
+from extender.core import cluster, gang, model, queues
+from extender.service import ExtenderService
+from extender.settings import Settings
+from tests import builders
+from tests.service.test_gangs import FlakyBinder, RecordingNotifier
+
+SETUP = """\
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: on-demand}
+spec: {nodeLabels: {instance-type: on-demand}}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: spot}
+spec:
+  nodeLabels: {instance-type: spot}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ClusterQueue
+metadata: {name: cluster-queue}
+spec:
+  namespaceSelector: {}
+  preemption: {withinClusterQueue: LowerPriority}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: on-demand
+      resources: [{name: cpu, nominalQuota: CPU}, {name: memory, nominalQuota: 100Gi}]
+    - name: spot
+      resources: [{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: LocalQueue
+metadata: {namespace: default, name: user-queue}
+spec: {clusterQueue: cluster-queue}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: WorkloadPriorityClass
+metadata: {name: urgent}
+value: 1000
+"""
+
+
+def config(cpu: int = 9, **replace: str) -> queues.QueueConfig:
+    text = SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return queues.parse(yaml.safe_load_all(text))
+
+
+class RecordingEvictor:
+    def __init__(self, service: ExtenderService | None = None) -> None:
+        self.evicted: list[str] = []
+        self.service = service
+
+    async def evict(self, pod: model.Pod, *, reason: str) -> None:
+        self.evicted.append(pod.name)
+        if self.service is not None:  # the pod goes away, as the API would do
+            self.service.remove_pod(pod)
+
+
+def make_service(
+    *, cpu: int = 9, nodes: int = 4
+) -> tuple[ExtenderService, RecordingNotifier, RecordingEvictor]:
+    state = cluster.ClusterState()
+    notifier = RecordingNotifier()
+    evictor = RecordingEvictor()
+    service = ExtenderService(
+        state=state,
+        binder=FlakyBinder(state, set()),
+        notifier=notifier,
+        evictor=evictor,
+        settings=Settings(),
+    )
+    evictor.service = service
+    for i in range(nodes):
+        kind = "spot" if i % 2 else "on-demand"
+        state.upsert_node(builders.node(f"n{i}", cpu="8", labels={"instance-type": kind}))
+    state.mark_synced()
+    service.queues.configure(config(cpu))
+    return service, notifier, evictor
+
+
+def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs) -> model.Pod:
+    labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
+    return builders.pod(name, uid=name, cpu=cpu, labels=labels, **kwargs)
+
+
+NODES = ["n0", "n1", "n2", "n3"]
+
+
+async def schedule(service: ExtenderService, pod: model.Pod) -> str:
+    """Filter, then bind to the first passed node; returns the node or the rejection."""
+    service.apply_pod(pod)
+    outcome = service.filter(pod, NODES)
+    if not outcome.passed:
+        return next(iter(outcome.unresolvable.values()), "") or next(
+            iter(outcome.failed.values()), ""
+        )
+    node = outcome.passed[0]
+    await service.bind(namespace=pod.namespace, name=pod.name, uid=pod.uid, node_name=node)
+    return node
+
+
+def bound(service: ExtenderService, pod: model.Pod) -> model.Pod:
+    return service.state.pods[pod.uid]
+
+
+async def test_nine_cpus_admit_nine_pods_the_tenth_waits_until_one_finishes():
+    service, notifier, _ = make_service()
+    pods = [queued(f"p{i}", created=f"2025-01-01T00:00:{i:02d}Z") for i in range(10)]
+    placed = [await schedule(service, p) for p in pods]
+    assert all(n in ("n0", "n2") for n in placed[:9])  # on-demand nodes only
+    assert placed[9] == (
+        "queue default/user-queue -> cluster-queue: cpu 1 requested, 0 of 9 free in flavor "
+        "on-demand; cpu 1 requested, 0 of 0 free in flavor spot (never fits: at most 0); "
+        "position 1 of 1"
+    )
+    assert ("p9", "QueuePending", placed[9]) in notifier.events
+    # p0 succeeds: its cpu goes back to the queue and p9 is admitted (and nudged) at once.
+    service.apply_pod(model_with(bound(service, pods[0]), phase="Succeeded"))
+    await asyncio.sleep(0)
+    assert "p9" in notifier.nudged
+    assert await schedule(service, pods[9]) in ("n0", "n2")
+
+
+def model_with(pod: model.Pod, **changes) -> model.Pod:
+    return dataclasses.replace(pod, **changes)
+
+
+async def test_admitted_pods_are_held_to_their_flavors_nodes():
+    service, _, _ = make_service()
+    pod = queued("steered")
+    service.apply_pod(pod)
+    outcome = service.filter(pod, NODES)
+    assert outcome.passed == ["n0", "n2"]
+    assert outcome.unresolvable == {
+        "n1": "node(s) didn't match node selector",
+        "n3": "node(s) didn't match node selector",
+    }
+
+
+async def test_pods_without_a_queue_label_bypass_quota():
+    service, _, _ = make_service(cpu=0)
+    plain = builders.pod("plain", uid="plain", cpu="1")
+    service.apply_pod(plain)
+    assert service.filter(plain, NODES).passed == NODES
+
+
+async def test_unknown_queue_and_priority_class_say_what_is_missing():
+    service, _, _ = make_service()
+    lost = queued("lost", queue="nope")
+    assert await schedule(service, lost) == "queue default/nope: LocalQueue default/nope not found"
+    odd = queued("odd", labels={queues.PRIORITY_CLASS_LABEL: "gold"})
+    assert await schedule(service, odd) == (
+        "queue default/user-queue: WorkloadPriorityClass gold not found"
+    )
+
+
+async def test_a_gang_is_admitted_whole_once_its_quorum_exists():
+    service, _, _ = make_service(cpu=4)
+    labels = {gang.WORKLOAD_LABEL: "train"}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    members = [queued(f"m{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    service.apply_pod(members[0])
+    first = service.filter(members[0], NODES)
+    assert not first.passed
+    assert set(first.unresolvable.values()) == {
+        "queue default/user-queue: waiting for gang default/train/main: 1/3 pods"
+    }
+    for m in members[1:]:
+        service.apply_pod(m)
+    outcome = service.filter(members[0], NODES)
+    assert len(outcome.passed) == 1  # planned and steered by the gang coordinator
+    assert service.queues.book.used("cluster-queue", ("on-demand", "cpu")) == 3000
+
+
+async def test_a_gang_that_exceeds_its_quota_holds_no_capacity():
+    service, _, _ = make_service(cpu=4)
+    labels = {gang.WORKLOAD_LABEL: "big"}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    members = [queued(f"b{i}", "2", labels=labels, annotations=annotations) for i in range(3)]
+    for m in members:
+        service.apply_pod(m)
+    outcome = service.filter(members[0], NODES)
+    assert not outcome.passed
+    assert "cpu 6 requested, 4 of 4 free in flavor on-demand" in outcome.unresolvable["n0"]
+    assert all(not claims for claims in service.state.snapshot_used().values() if claims)
+    assert service.state.claim_of("gang/" + members[0].uid) is None
+
+
+async def test_a_higher_priority_workload_preempts_and_is_admitted_when_the_victim_is_gone():
+    service, notifier, evictor = make_service(cpu=4)
+    low = queued("low", "4", priority=-1)
+    assert await schedule(service, low) in ("n0", "n2")
+    urgent = queued("urgent", "2", labels={queues.PRIORITY_CLASS_LABEL: "urgent"})
+    first = await schedule(service, urgent)
+    assert "preempting 1 workload(s)" in first
+    await asyncio.sleep(0)  # the eviction task runs; the victim's pod goes away
+    assert evictor.evicted == ["low"]
+    assert any(e[:2] == ("low", "QueueEvicted") for e in notifier.events)
+    assert await schedule(service, urgent) in ("n0", "n2")
+
+
+async def test_restart_rebuilds_usage_from_bound_pods_and_never_over_admits():
+    service, _, _ = make_service(cpu=4)
+    running = [queued(f"r{i}", "2", node_name="n0") for i in range(2)]
+    service.replace_pods(running)
+    assert service.queues.book.used("cluster-queue", ("on-demand", "cpu")) == 4000
+    late = queued("late", "1")
+    assert "0 of 4 free" in await schedule(service, late)
+
+
+async def test_a_spot_node_charges_the_spot_flavor_after_a_restart():
+    service, _, _ = make_service(cpu=4)
+    service.replace_pods([queued("s", "1", node_name="n1")])
+    assert service.queues.book.used("cluster-queue", ("spot", "cpu")) == 1000
+
+
+async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_evicts():
+    service, notifier, evictor = make_service(cpu=1)
+    first, second = queued("first"), queued("second")
+    assert await schedule(service, first) in ("n0", "n2")
+    assert "0 of 1 free" in await schedule(service, second)
+    service.queues.configure(config(2))
+    await asyncio.sleep(0)
+    assert "second" in notifier.nudged
+    assert await schedule(service, second) in ("n0", "n2")
+    service.queues.configure(
+        config(
+            2, **{"namespaceSelector: {}": ("namespaceSelector: {}\n  stopPolicy: HoldAndDrain")}
+        )
+    )
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sorted(evictor.evicted) == ["first", "second"]
+    third = queued("third")
+    assert await schedule(service, third) == (
+        "queue default/user-queue: ClusterQueue cluster-queue is stopped (HoldAndDrain)"
+    )
+
+
+def test_debug_view_lists_usage_and_pending_in_order():
+    service, _, _ = make_service(cpu=1)
+    for name in ("a", "b", "c"):
+        pod = queued(name)
+        service.apply_pod(pod)
+        service.filter(pod, NODES)
+    view = service.queues.describe()
+    (cq,) = view["clusterQueues"]
+    assert cq["name"] == "cluster-queue"
+    cpu = next(u for u in cq["usage"] if u["flavor"] == "on-demand" and u["resource"] == "cpu")
+    assert (cpu["used"], cpu["nominal"]) == (1000, 1000)
+    assert cq["admitted"] == ["pod/default/a"]
+    assert [p["workload"] for p in cq["pending"]] == ["pod/default/b", "pod/default/c"]
+    assert [p["position"] for p in cq["pending"]] == [1, 2]
+
+
+def test_a_changed_file_that_is_invalid_keeps_the_last_good_configuration(tmp_path: Path):
+    path = tmp_path / "queues.yaml"
+    path.write_text(SETUP.replace("CPU", "9"))
+    applied: list[queues.QueueConfig] = []
+    watcher = queuefile.QueueFile(path, applied.append)
+    watcher.load_now()
+    assert applied[-1].cluster_queues["cluster-queue"].quota("on-demand", "cpu").nominal == 9000
+    assert watcher.check() is False  # unchanged
+    path.write_text(SETUP.replace("CPU", "nine"))
+    os.utime(path, (1, 1))
+    assert watcher.check() is False
+    assert len(applied) == 1
+    assert "ClusterQueue cluster-queue: spec.resourceGroups[0].flavors[0].resources[0]" in (
+        watcher.error
+    )
+    path.write_text(SETUP.replace("CPU", "12"))
+    os.utime(path, (2, 2))
+    assert watcher.check() is True
+    assert applied[-1].cluster_queues["cluster-queue"].quota("on-demand", "cpu").nominal == 12000
+
+
+def test_an_invalid_file_at_start_is_an_error(tmp_path: Path):
+    path = tmp_path / "queues.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: ClusterQueue
+        metadata: {name: q}
+        spec: {queueingStrategy: Random}
+        """)
+    )
+    with pytest.raises(queues.ConfigError, match=r"queues.yaml: ClusterQueue q: spec"):
+        queuefile.QueueFile(path, lambda c: None).load_now()
+    with pytest.raises(queues.ConfigError, match="cannot read"):
+        queuefile.load(tmp_path / "missing.yaml")
