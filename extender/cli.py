@@ -16,8 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from extender import __version__, demo, simulation
-from extender.core import cluster, scoring
+from extender import __version__, demo, queuefile, simulation
+from extender.core import cluster, queues, scoring
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import SourceRun, make_app
@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         "is on by default; results are the same)",
     )
     serve.add_argument(
+        "--queues",
+        metavar="FILE",
+        help="Kueue ResourceFlavor/ClusterQueue/LocalQueue/WorkloadPriorityClass YAML: pods "
+        "labelled kueue.x-k8s.io/queue-name are admitted by these quotas (reloaded on change)",
+    )
+    serve.add_argument(
         "--max-body-mb",
         type=float,
         default=64.0,
@@ -115,6 +121,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         gang_timeout_seconds=args.gang_timeout,
         feasibility_cache=not args.no_feasibility_cache,
         topology_keys=tuple(k.strip() for k in args.topology_keys.split(",") if k.strip()),
+        queues_file=args.queues,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,
@@ -144,22 +151,55 @@ def _build(
             if args.nodes_file
             else simulation.generated_nodes(args.simulate_nodes)
         )
+        evictor = simulation.SimulatedEvictor()
         service = ExtenderService(
-            state=state, binder=simulation.SimulatedBinder(state), settings=settings
+            state=state,
+            binder=simulation.SimulatedBinder(state),
+            evictor=evictor,
+            settings=settings,
         )
+        evictor.feed = service
         simulation.SimulatedCluster(nodes).populate(service)
         log.info("simulated cluster with %d nodes", len(nodes))
-        return service, None
-    from extender.kube import binding, client, notifying, watching
+        return service, _with_queues(service, settings, None)
+    from extender.kube import binding, client, evicting, notifying, watching
 
     connection = client.connect(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
     service = ExtenderService(
         state=state,
         binder=binding.KubeBinder(connection),
         notifier=notifying.KubeNotifier(connection),
+        evictor=evicting.KubeEvictor(connection),
         settings=settings,
     )
-    return service, watching.KubeSource(connection, service).run
+    return service, _with_queues(service, settings, watching.KubeSource(connection, service).run)
+
+
+def _with_queues(
+    service: ExtenderService, settings: Settings, source: SourceRun | None
+) -> SourceRun | None:
+    """Load the queues file now (an invalid one stops the server) and keep it current next to
+    the cluster source."""
+    if settings.queues_file is None:
+        return source
+    watcher = queuefile.QueueFile(
+        Path(settings.queues_file),
+        service.queues.configure,
+        interval=settings.queues_poll_seconds,
+        rejected=service.queues.config_rejected,
+    )
+    try:
+        watcher.load_now()
+    except queues.ConfigError as exc:
+        raise SystemExit(f"muster: --queues: {exc}") from None
+    runs = [run for run in (source, watcher.watch) if run is not None]
+
+    async def run_all() -> None:
+        async with asyncio.TaskGroup() as group:
+            for run in runs:
+                group.create_task(run())
+
+    return run_all
 
 
 def _install_uvloop() -> None:

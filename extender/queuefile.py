@@ -53,6 +53,8 @@ class QueueFile:
     path: Path
     apply: Callable[[queues.QueueConfig], None]
     interval: float = 1.0
+    rejected: Callable[[str], None] | None = None
+    """Told the error of a rejected change, and "" once a change is accepted."""
     error: str = ""
     """The last rejected change's error (empty while the file in force is the file on disk)."""
 
@@ -75,10 +77,14 @@ class QueueFile:
             config = load(self.path)
         except queues.ConfigError as exc:
             self.error = str(exc)
+            if self.rejected is not None:
+                self.rejected(self.error)
             metrics.queue_config_loads.labels("rejected").inc()
             log.error("queue configuration change rejected, the last good one stays: %s", exc)
             return False
         self.error = ""
+        if self.rejected is not None:
+            self.rejected("")
         self.apply(config)
         metrics.queue_config_loads.labels("ok").inc()
         log.info("queue configuration reloaded from %s", self.path)

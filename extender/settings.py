@@ -56,6 +56,14 @@ class Settings:
     gang_backoff_max_seconds: float = 300.0
     """Cap of the gang requeue delay."""
 
+    queues_file: str | None = None
+    """Kueue queue objects (ResourceFlavor, ClusterQueue, LocalQueue, WorkloadPriorityClass)
+    to admit queued pods by; polled for changes every ``queues_poll_seconds``.  None: every
+    pod bypasses quota."""
+
+    queues_poll_seconds: float = 1.0
+    """How often the queues file is checked for changes."""
+
     topology_keys: tuple[str, ...] = ("muster.dev/rack", "topology.kubernetes.io/zone")
     """Node label keys of topology domains, narrowest first; a gang is placed in one domain of
     the first level that can hold it, else anywhere."""

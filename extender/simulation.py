@@ -83,6 +83,24 @@ class SimulatedCluster:
         feed.mark_synced()
 
 
+class PodFeed(Protocol):
+    def remove_pod(self, pod: model.Pod) -> None: ...
+
+
+class SimulatedEvictor:
+    """Evicts in memory: the pod leaves the view at once, as a real eviction ends with the
+    pod deleted.  ``feed`` (the service) is set once the service exists."""
+
+    def __init__(self) -> None:
+        self.feed: PodFeed | None = None
+        self.evicted = 0
+
+    async def evict(self, pod: model.Pod, *, reason: str) -> None:
+        if self.feed is not None:
+            self.feed.remove_pod(pod)
+        self.evicted += 1
+
+
 class SimulatedBinder:
     """Binds in memory: the pod shows up bound in the view, as the watch would report it."""
 

@@ -59,3 +59,47 @@ def test_sources_are_mutually_exclusive(capsys):
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["serve", "--simulate-nodes", "3", "--kubeconfig", "k"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+QUEUES = """\
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: default-flavor}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ClusterQueue
+metadata: {name: cluster-queue}
+spec:
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu]
+    flavors:
+    - name: default-flavor
+      resources: [{name: cpu, nominalQuota: 9}]
+"""
+
+
+def _build(*argv: str):
+    args = cli._parser().parse_args(["serve", "--simulate-nodes", "3", *argv])
+    return cli._build(args, cli._settings(args))
+
+
+def test_queues_file_is_loaded_at_start_and_watched(tmp_path):
+    path = tmp_path / "queues.yaml"
+    path.write_text(QUEUES)
+    service, source = _build("--queues", str(path))
+    assert list(service.queues.config.cluster_queues) == ["cluster-queue"]
+    assert source is not None  # the file watcher runs next to the (simulated) cluster
+
+
+def test_an_invalid_queues_file_stops_the_server_with_the_field(tmp_path):
+    path = tmp_path / "queues.yaml"
+    path.write_text(QUEUES.replace("nominalQuota: 9", "nominalQuota: lots"))
+    with pytest.raises(SystemExit, match=r"--queues: .*ClusterQueue cluster-queue: spec\."):
+        _build("--queues", str(path))
+
+
+def test_without_queues_the_simulation_needs_no_background_source():
+    service, source = _build()
+    assert source is None
+    assert service.queues.config.cluster_queues == {}

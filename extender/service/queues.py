@@ -101,6 +101,8 @@ class QueueManager:
         self._dirty = False
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.config_error = ""
+        """Why the last change of the configuration source was rejected (empty: none)."""
         metrics.queues.reading = self.reading
 
     # -- configuration and namespaces -------------------------------------------------------
@@ -112,6 +114,10 @@ class QueueManager:
         for charge in self.charges.values():
             self.book.add(charge.cluster_queue, charge.usage)
         self._changed()
+
+    def config_rejected(self, error: str) -> None:
+        """The configuration source rejected a change (``error``), or accepted one ("")."""
+        self.config_error = error
 
     def set_namespace(self, name: str, labels: Mapping[str, str]) -> None:
         self.namespaces[name] = labels
@@ -519,6 +525,7 @@ class QueueManager:
                 }
             )
         return {
+            "configError": self.config_error,
             "clusterQueues": out,
             "localQueues": [
                 {
