@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -123,3 +124,77 @@ class _FeasibilityCacheCollector(Collector):
 
 feasibility_cache = _FeasibilityCacheCollector()
 REGISTRY.register(feasibility_cache)
+
+queue_cycle_seconds = Histogram(
+    "muster_queue_cycle_seconds",
+    "Time of one admission cycle over every ClusterQueue.",
+    buckets=_LATENCY_BUCKETS,
+)
+queue_admissions = Counter(
+    "muster_queue_admissions_total", "Workloads admitted, by ClusterQueue.", ["cluster_queue"]
+)
+queue_preemptions = Counter(
+    "muster_queue_preemptions_total",
+    "Workloads preempted to make room, by the victim's ClusterQueue.",
+    ["cluster_queue"],
+)
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    pending: dict[str, int]
+    """ClusterQueue -> pending workloads."""
+    admitted: dict[str, int]
+    """ClusterQueue -> admitted workloads."""
+    usage: list[tuple[str, str, str, int, int]]
+    """(ClusterQueue, flavor, resource, used, nominal quota), amounts in muster's units
+    (cpu in millicores, memory in bytes)."""
+
+
+class _QueueCollector(Collector):
+    """Reads the queue manager at scrape time: per-ClusterQueue gauges with dynamic labels."""
+
+    reading: Callable[[], QueueReading] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.reading is None:
+            return
+        reading = self.reading()
+        pending = GaugeMetricFamily(
+            "muster_queue_pending_workloads",
+            "Workloads waiting, by ClusterQueue.",
+            labels=["cluster_queue"],
+        )
+        admitted = GaugeMetricFamily(
+            "muster_queue_admitted_workloads",
+            "Workloads admitted, by ClusterQueue.",
+            labels=["cluster_queue"],
+        )
+        for name, count in reading.pending.items():
+            pending.add_metric([name], count)
+        for name, count in reading.admitted.items():
+            admitted.add_metric([name], count)
+        usage = GaugeMetricFamily(
+            "muster_queue_usage",
+            "Quota used, by ClusterQueue, flavor and resource (cpu in cores, memory in bytes).",
+            labels=["cluster_queue", "flavor", "resource"],
+        )
+        nominal = GaugeMetricFamily(
+            "muster_queue_nominal_quota",
+            "Nominal quota, by ClusterQueue, flavor and resource (cpu in cores).",
+            labels=["cluster_queue", "flavor", "resource"],
+        )
+        for cq, flavor, resource, used, quota in reading.usage:
+            scale = 1000 if resource == "cpu" else 1
+            usage.add_metric([cq, flavor, resource], used / scale)
+            nominal.add_metric([cq, flavor, resource], quota / scale)
+        yield from (pending, admitted, usage, nominal)
+
+
+queues = _QueueCollector()
+REGISTRY.register(queues)
+queue_config_loads = Counter(
+    "muster_queue_config_loads_total",
+    "Loads of the --queues file, by result (ok, rejected: the last good one stayed).",
+    ["result"],
+)
