@@ -23,7 +23,7 @@ import enum
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from extender import metrics
@@ -97,6 +97,10 @@ class GangCoordinator:
         self.group_of: dict[str, gang.GroupKey] = {}
         self.workloads: dict[tuple[str, str], gang.Workload] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.may_place: Callable[[model.Pod], bool] = lambda pod: True
+        """Whether a member's workload may take capacity yet (quota admission decides)."""
+        self.constrain: Callable[[model.Pod], model.Pod] = lambda pod: pod
+        """A member as placement must see it (with its admitted flavor's node labels)."""
         state.on_bound_change(self._bound_changed)
         state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
         for phase in Phase:
@@ -260,6 +264,7 @@ class GangCoordinator:
                 and len(g.members) >= g.policy.min_count
                 and len(g.bound) < g.policy.min_count
                 and (-g.priority, g.created) < rank
+                and any(self.may_place(p) for p in g.members.values())
             ),
             key=lambda g: (-g.priority, g.created),
         )
@@ -272,7 +277,7 @@ class GangCoordinator:
         if not group.quorum_at:
             group.quorum_at = now
             metrics.gang_quorum_seconds.observe(max(0.0, now - group.first_seen))
-        to_place = self._to_place(group)
+        to_place = [self.constrain(p) for p in self._to_place(group)]
         started = time.perf_counter()
         result = gang.plan(to_place, self.state, topology_keys=self.settings.topology_keys)
         metrics.gang_plan_seconds.observe(time.perf_counter() - started)

@@ -460,6 +460,10 @@ class QueueManager:
         self._effective[pod.uid] = (pod, effective)
         return effective
 
+    def may_place(self, pod: model.Pod) -> bool:
+        """Whether the pod may take capacity: it bypasses quota, or it is admitted."""
+        return not self.queue_of(pod) or pod.uid in self.charges
+
     def constrain(self, pod: model.Pod) -> model.Pod:
         """A pod as placement must see it: with its admitted flavors' constraints."""
         charge = self.charges.get(pod.uid)

@@ -308,3 +308,34 @@ def test_an_invalid_file_at_start_is_an_error(tmp_path: Path):
         queuefile.QueueFile(path, lambda c: None).load_now()
     with pytest.raises(queues.ConfigError, match="cannot read"):
         queuefile.load(tmp_path / "missing.yaml")
+
+
+async def test_an_older_gang_waiting_for_quota_is_not_planned_ahead_of_others():
+    service, _, _ = make_service(cpu=1)
+    waiting = [
+        queued(
+            f"w{i}",
+            "2",
+            labels={gang.WORKLOAD_LABEL: "waiting"},
+            annotations={gang.MIN_COUNT_ANNOTATION: "2"},
+            created="2025-01-01T00:00:00Z",
+        )
+        for i in range(2)
+    ]
+    free = [
+        builders.pod(
+            f"f{i}",
+            uid=f"f{i}",
+            cpu="2",
+            labels={gang.WORKLOAD_LABEL: "free"},
+            annotations={gang.MIN_COUNT_ANNOTATION: "2"},
+            created="2025-01-01T00:01:00Z",
+        )
+        for i in range(2)
+    ]
+    for pod in waiting + free:
+        service.apply_pod(pod)
+    assert not service.filter(waiting[0], NODES).passed  # 4 cpu requested, quota 1
+    assert len(service.filter(free[0], NODES).passed) == 1  # planned, alone
+    reserved = {uid for uid in ("w0", "w1") if service.state.claim_of("gang/" + uid)}
+    assert reserved == set()
