@@ -11,7 +11,7 @@ the quota book (which the cycle charges for what it admits) and applies the deci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from extender.core import model, queues, quota, resources
@@ -28,10 +28,18 @@ class Workload:
     created: float
     pods: tuple[model.Pod, ...]
     """The pods admitted together (their requests are summed)."""
+    requests: Mapping[str, int] = field(init=False)
+    shape: Hashable = field(init=False)
+    """What quota assignment reads: equal shapes get equal answers from the same book."""
 
-    @property
-    def requests(self) -> dict[str, int]:
-        return resources.total(p.requests for p in self.pods)
+    def __post_init__(self) -> None:
+        requests = resources.total(p.requests for p in self.pods)
+        constraints = frozenset(
+            (tuple(sorted(p.node_selector.items())), p.required_terms, p.tolerations)
+            for p in self.pods
+        )
+        object.__setattr__(self, "requests", requests)
+        object.__setattr__(self, "shape", (tuple(sorted(requests.items())), constraints))
 
     def order(self) -> tuple[int, float, str]:
         """Queue order: higher priority first, then older, then by key."""
@@ -105,6 +113,20 @@ def cycle(
     for line in lines.values():
         line.sort(key=Workload.order)
 
+    # Within a cycle usage only grows, so a shape that did not fit a queue still does not fit
+    # while nothing was admitted since: answer it from memory (Kueue's equivalence hashing).
+    tried: dict[tuple[str, Hashable], tuple[int, quota.Assignment]] = {}
+    admissions = 0
+
+    def assign(cq: queues.ClusterQueue, workload: Workload) -> quota.Assignment:
+        key = (cq.name, workload.shape)
+        known = tried.get(key)
+        if known is not None and known[0] == admissions:
+            return known[1]
+        choice = quota.assign(cq, workload.requests, workload.pods, book)
+        tried[key] = (admissions, choice)
+        return choice
+
     cursor = dict.fromkeys(lines, 0)
     blocked: dict[str, str] = {}  # StrictFIFO queue -> the head that blocks it
     claimed: set[str] = set()  # victims already chosen in this cycle
@@ -117,7 +139,7 @@ def cycle(
         ]
         if not heads:
             break
-        first_look = {w.key: quota.assign(cq, w.requests, w.pods, book) for cq, w in heads}
+        first_look = {w.key: assign(cq, w) for cq, w in heads}
         heads.sort(
             key=lambda h: (
                 first_look[h[1].key].mode,
@@ -127,9 +149,10 @@ def cycle(
         )
         for cq, workload in heads:
             cursor[cq.name] += 1
-            choice = quota.assign(cq, workload.requests, workload.pods, book)
+            choice = assign(cq, workload)
             if choice.mode is quota.Mode.FIT:
                 book.add(cq.name, choice.usage)
+                admissions += 1
                 decisions.admitted.append((workload, cq.name, choice))
                 continue
             reason = choice.reason
@@ -141,8 +164,9 @@ def cycle(
                     choice,
                     priority=workload.priority,
                     created=workload.created,
-                    admitted=[a for a in admitted if a.key not in claimed],
+                    admitted=admitted,
                     book=book,
+                    exclude=claimed,
                 )
                 if victims:
                     claimed.update(v.key for v in victims)

@@ -13,7 +13,7 @@ and B (nominal 6, borrowingLimit 2); A uses 8, B uses 4: B can take min(9 + 6 - 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 from extender.core import model, predicates, queues, resources
@@ -310,6 +310,7 @@ def preemption_targets(
     created: float,
     admitted: Sequence[Admitted],
     book: QuotaBook,
+    exclude: Set[str] = frozenset(),
 ) -> list[Admitted]:
     """The admitted workloads to evict so that ``assignment`` fits, or [] when no allowed set
     of victims makes room.
@@ -320,6 +321,11 @@ def preemption_targets(
     other queues' first, then lowest priority, then most recently admitted.  Victims are taken
     greedily until the preemptor fits, then any victim not needed after all is given back.
     """
+    may_reclaim = bool(cq.cohort) and (
+        cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER
+    )
+    if cq.within_cluster_queue is queues.WithinClusterQueue.NEVER and not may_reclaim:
+        return []
     need = assignment.usage
     config = book.config
     within_nominal = all(
@@ -328,7 +334,7 @@ def preemption_targets(
     )
     candidates: list[Admitted] = []
     for victim in admitted:
-        if not any(fr in need for fr in victim.usage):
+        if victim.key in exclude or not any(fr in need for fr in victim.usage):
             continue
         if victim.cluster_queue == cq.name:
             policy: queues.WithinClusterQueue | queues.ReclaimWithinCohort = cq.within_cluster_queue

@@ -158,6 +158,8 @@ class QueueManager:
         """A queued pod finished or is gone: release what it was charged."""
         self.pods.pop(uid, None)
         self._effective.pop(uid, None)
+        self._told.pop(uid, None)
+        self._workload_of.pop(uid, None)
         charge = self.charges.pop(uid, None)
         if charge is not None:
             self.book.remove(charge.cluster_queue, charge.usage)
@@ -311,6 +313,7 @@ class QueueManager:
             if not a.evicting
         ]
         waiting = {key: len(victims) for key, victims in self._preemptors.items() if victims}
+        previous_unqueued = self.unqueued
         decisions = queueing.cycle(
             self._workloads(),
             config=self.config,
@@ -358,13 +361,19 @@ class QueueManager:
                     f"(priority {preemptor.priority}) in ClusterQueue {victim.cluster_queue}",
                 )
                 metrics.queue_preemptions.labels(victim.cluster_queue).inc()
-        self.pending = decisions.pending
-        for pod in self._pods_of(decisions.pending):
+        previous, self.pending = self.pending, decisions.pending
+        changed = {
+            key
+            for key, waiting in decisions.pending.items()
+            if key not in previous or previous[key].reason != waiting.reason
+        }
+        changed.update(k for k, why in self.unqueued.items() if previous_unqueued.get(k) != why)
+        for pod in self._pods_of(changed):
             self._tell_pending(pod)
         if nudge:
             self.notifier.nudge(nudge)
 
-    def _pods_of(self, keys: Mapping[str, Any]) -> list[model.Pod]:
+    def _pods_of(self, keys: set[str]) -> list[model.Pod]:
         return [p for p in self.pods.values() if self._workload_of.get(p.uid) in keys]
 
     def _tell_pending(self, pod: model.Pod) -> None:
