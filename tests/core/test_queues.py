@@ -240,3 +240,11 @@ def test_label_selector_operators():
     assert not selector.matches({"env": "prod"})
     assert not selector.matches({"env": "prod", "billing": "1", "legacy": "y"})
     assert not selector.matches({"env": "dev", "billing": "1"})
+
+
+def test_the_shipped_deploy_configuration_loads():
+    from pathlib import Path
+
+    configmap = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "queues.yaml").read_text())
+    config = _load(configmap["data"]["queues.yaml"])
+    assert config.local_queues[("default", "user-queue")].cluster_queue == "cluster-queue"
