@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from extender.service import ExtenderService
-from extender.web import handlers, keys, middlewares
+from extender.web import debug, handlers, keys, middlewares
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def make_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/debug/queues", debug.queues)
     if source is not None:
         app.cleanup_ctx.append(_run_in_background(source))
     return app

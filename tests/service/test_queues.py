@@ -339,3 +339,19 @@ async def test_an_older_gang_waiting_for_quota_is_not_planned_ahead_of_others():
     assert len(service.filter(free[0], NODES).passed) == 1  # planned, alone
     reserved = {uid for uid in ("w0", "w1") if service.state.claim_of("gang/" + uid)}
     assert reserved == set()
+
+
+async def test_debug_queues_endpoint_serves_the_view(aiohttp_client):
+    from extender.web.app import make_app
+
+    service, _, _ = make_service(cpu=1)
+    for name in ("a", "b"):
+        pod = queued(name)
+        service.apply_pod(pod)
+        service.filter(pod, NODES)
+    client = await aiohttp_client(make_app(service))
+    response = await client.get("/debug/queues")
+    assert response.status == 200
+    body = await response.json()
+    assert body["clusterQueues"][0]["pending"][0]["workload"] == "pod/default/b"
+    assert body["configError"] == ""

@@ -1,0 +1,16 @@
+"""Read-only views for people: ``GET /debug/queues`` (what the queues hold and why workloads
+wait).  JSON, built by the service; nothing here is on the scheduler's path."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from extender.web import keys
+
+
+async def queues(request: web.Request) -> web.Response:
+    view = request.app[keys.SERVICE].queues.describe()
+    return web.Response(
+        body=orjson.dumps(view, option=orjson.OPT_INDENT_2), content_type="application/json"
+    )
