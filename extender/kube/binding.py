@@ -9,7 +9,7 @@ import json
 from kubernetes import client
 
 from extender.core import model
-from extender.kube.client import Connection
+from extender.kube.client import Connection, namespaced_path, request
 
 
 def api_error_message(exc: client.ApiException) -> str:
@@ -20,6 +20,19 @@ def api_error_message(exc: client.ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
+def binding_body(pod: model.Pod, node_name: str) -> dict[str, object]:
+    """A v1 Binding; with the pod's uid, so a pod recreated under the same name is not bound."""
+    metadata: dict[str, str] = {"name": pod.name, "namespace": pod.namespace}
+    if pod.uid:
+        metadata["uid"] = pod.uid
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": metadata,
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node_name},
+    }
+
+
 class KubeBinder:
     """Implements ``service.Binder`` against the API server."""
 
@@ -27,17 +40,9 @@ class KubeBinder:
         self.connection = connection
 
     def _bind(self, pod: model.Pod, node_name: str) -> None:
-        body = client.V1Binding(
-            metadata=client.V1ObjectMeta(
-                name=pod.name, namespace=pod.namespace, uid=pod.uid or None
-            ),
-            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node_name),
-        )
         try:
-            # _preload_content=False: the client cannot deserialize the Status the API returns.
-            self.connection.core.create_namespaced_pod_binding(
-                pod.name, pod.namespace, body, _preload_content=False
-            )
+            path = namespaced_path(pod.namespace, "pods", pod.name, "binding")
+            request(self.connection, "POST", path, binding_body(pod, node_name))
         except client.ApiException as exc:
             raise RuntimeError(api_error_message(exc)) from None
 

@@ -1,4 +1,5 @@
-"""Connecting to the API server: one ``ApiClient`` from a kubeconfig or the in-cluster config.
+"""Connecting to the API server: one ``ApiClient`` from a kubeconfig or the in-cluster config,
+and ``request``, the plain JSON call that binding and notifying make on its connection pool.
 
 The ``kubernetes`` client is blocking; its calls run in worker threads (``executor``) and hand
 their results back to the event loop.  Nothing outside ``kube/`` sees a client model object.
@@ -7,10 +8,19 @@ their results back to the event loop.  Nothing outside ``kube/`` sees a client m
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
+
+API_THREADS = 16
+"""Worker threads for API calls (bindings, Events, nudges).  Each call holds its thread only
+while it waits for the API server; on a pooled keep-alive connection a binding takes a few
+milliseconds, so 16 carry hundreds of bindings per second.  More threads would only contend
+for the GIL with the event loop."""
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,45 @@ def connect(*, kubeconfig: str | None = None, in_cluster: bool = False) -> Conne
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    # Gang members are bound concurrently: allow that many API connections.
-    configuration.connection_pool_maxsize = 64
+    # One pooled connection per worker thread, plus the list calls; the watches hold their own.
+    configuration.connection_pool_maxsize = API_THREADS + 4
     api = client.ApiClient(configuration)
-    executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="kube-api")
+    executor = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
     return Connection(api=api, core=client.CoreV1Api(api), executor=executor)
+
+
+def namespaced_path(namespace: str, *parts: str) -> str:
+    """``/api/v1/namespaces/<ns>/<parts...>`` with every segment escaped."""
+    escaped = "/".join(quote(part, safe="") for part in (namespace, *parts))
+    return f"/api/v1/namespaces/{escaped}"
+
+
+def request(
+    connection: Connection,
+    method: str,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    content_type: str = "application/json",
+) -> bytes:
+    """Send ``body`` as JSON to ``path`` (blocking) and return the response body.
+
+    Authentication and default headers come from the ``ApiClient``; the connection comes from
+    its pool and goes back to it: the response is read to the end, which releases it.  (An
+    unread response, as ``_preload_content=False`` leaves it, keeps its connection, so the next
+    call opens a new TLS connection.)  No model classes: the generated methods validate their
+    arguments with pydantic and cannot decode the ``Status`` some calls answer with.
+    Raises ``client.ApiException`` on any status but 2xx.
+    """
+    api = connection.api
+    headers = {"Accept": "application/json", "Content-Type": content_type}
+    method, url, headers, payload, _ = api.param_serialize(
+        method, path, header_params=headers, body=dict(body), auth_settings=["BearerToken"]
+    )
+    response = api.call_api(method, url, header_params=headers, body=payload)
+    data: bytes = response.read()
+    if not 200 <= response.status <= 299:
+        raise client.ApiException.from_response(
+            http_resp=response, body=data.decode("utf-8", "replace"), data=None
+        )
+    return data

@@ -11,15 +11,43 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from kubernetes import client
-
 from extender.core import model
-from extender.kube.client import Connection
+from extender.kube.client import Connection, namespaced_path, request
 
 log = logging.getLogger(__name__)
 
 NUDGE_ANNOTATION = "muster.dev/nudged-at"
 COMPONENT = "muster"
+
+
+def event_body(
+    pod: model.Pod, *, reason: str, message: str, warning: bool, instance: str, now: datetime
+) -> dict[str, object]:
+    """A core/v1 Event about ``pod`` (the API kube-scheduler 1.20 itself still records to)."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    involved: dict[str, str] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": pod.namespace,
+        "name": pod.name,
+    }
+    if pod.uid:
+        involved["uid"] = pod.uid
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{pod.name}.", "namespace": pod.namespace},
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message[:1024],
+        "type": "Warning" if warning else "Normal",
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": instance,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 class KubeNotifier:
@@ -37,30 +65,16 @@ class KubeNotifier:
             self.connection.executor.submit(self._nudge, pod)
 
     def _event(self, pod: model.Pod, reason: str, message: str, warning: bool) -> None:
-        now = datetime.now(UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{pod.name}.", namespace=pod.namespace),
-            involved_object=client.V1ObjectReference(
-                api_version="v1",
-                kind="Pod",
-                namespace=pod.namespace,
-                name=pod.name,
-                uid=pod.uid or None,
-            ),
+        body = event_body(
+            pod,
             reason=reason,
-            message=message[:1024],
-            type="Warning" if warning else "Normal",
-            source=client.V1EventSource(component=COMPONENT),
-            reporting_component=COMPONENT,
-            reporting_instance=self.instance,
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
+            message=message,
+            warning=warning,
+            instance=self.instance,
+            now=datetime.now(UTC),
         )
         try:
-            self.connection.core.create_namespaced_event(
-                pod.namespace, body, _preload_content=False
-            )
+            request(self.connection, "POST", namespaced_path(pod.namespace, "events"), body)
         except Exception as exc:  # an Event is best effort
             log.debug("event %s on %s not recorded: %s", reason, pod.key, exc)
 
@@ -68,8 +82,12 @@ class KubeNotifier:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         patch = {"metadata": {"annotations": {NUDGE_ANNOTATION: stamp}}}
         try:
-            self.connection.core.patch_namespaced_pod(
-                pod.name, pod.namespace, patch, _preload_content=False
+            request(
+                self.connection,
+                "PATCH",
+                namespaced_path(pod.namespace, "pods", pod.name),
+                patch,
+                content_type="application/merge-patch+json",
             )
         except Exception as exc:  # the pod may be gone; the scheduler retries anyway
             log.debug("nudge of %s failed: %s", pod.key, exc)

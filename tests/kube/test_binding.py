@@ -1,0 +1,189 @@
+"""Binding, Events and nudges against a fake API server at the HTTP level: what is sent, what
+an error becomes, and that every call reuses one pooled keep-alive connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from extender.kube import binding, notifying
+from extender.kube import client as kube_client
+from tests import builders
+
+CREATED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    peer: tuple[str, int]
+
+
+@dataclass
+class FakeAPI:
+    """Answers every request with ``status`` and ``reply``; records requests and the client
+    ports they came from (one port = one TCP connection)."""
+
+    status: int = 201
+    reply: dict[str, Any] = field(default_factory=lambda: dict(CREATED))
+    seen: list[Seen] = field(default_factory=list)
+    url: str = ""
+
+    @property
+    def connections(self) -> int:
+        return len({s.peer for s in self.seen})
+
+
+@pytest.fixture
+def api() -> Iterator[FakeAPI]:
+    fake = FakeAPI()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in two writes: without this, Nagle holds the body back
+            # until the client's delayed ACK (40 ms) of the headers.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            fake.seen.append(
+                Seen(
+                    self.command,
+                    self.path,
+                    dict(self.headers),
+                    json.loads(raw) if raw else None,
+                    self.client_address,
+                )
+            )
+            out = json.dumps(fake.reply).encode()
+            self.send_response(fake.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_POST = do_PATCH = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def connection(api: FakeAPI) -> Iterator[kube_client.Connection]:
+    configuration = client.Configuration(host=api.url)
+    configuration.api_key = {"BearerToken": "Bearer secret"}  # as load_kube_config sets it
+    configuration.connection_pool_maxsize = kube_client.API_THREADS
+    api_client = client.ApiClient(configuration)
+    executor = ThreadPoolExecutor(max_workers=kube_client.API_THREADS)
+    yield kube_client.Connection(api_client, client.CoreV1Api(api_client), executor)
+    executor.shutdown(wait=True)
+    api_client.close()
+
+
+def test_a_binding_posts_the_pods_binding_with_its_uid(api, connection):
+    pod = builders.pod("web-1", namespace="shop", uid="u-1")
+    binding.KubeBinder(connection)._bind(pod, "node-7")
+    (seen,) = api.seen
+    assert (seen.method, seen.path) == ("POST", "/api/v1/namespaces/shop/pods/web-1/binding")
+    assert seen.headers["authorization"] == "Bearer secret"
+    assert seen.body == {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "node-7"},
+    }
+
+
+def test_bindings_reuse_one_pooled_connection(api, connection):
+    binder = binding.KubeBinder(connection)
+    for i in range(50):
+        binder._bind(builders.pod(f"p{i}", uid=f"u{i}"), "n1")
+    assert len(api.seen) == 50
+    assert api.connections == 1
+
+
+async def test_concurrent_bindings_open_at_most_one_connection_per_worker(api, connection):
+    binder = binding.KubeBinder(connection)
+    pods = [builders.pod(f"p{i}", uid=f"u{i}") for i in range(200)]
+    await asyncio.gather(*(binder.bind(pod, "n1") for pod in pods))
+    assert len(api.seen) == 200
+    assert api.connections <= kube_client.API_THREADS
+
+
+def test_a_refused_binding_carries_the_api_servers_message_and_frees_the_connection(
+    api, connection
+):
+    api.status = 409
+    api.reply = {
+        "kind": "Status",
+        "status": "Failure",
+        "message": 'pods "p" is already assigned to node "n2"',
+        "code": 409,
+    }
+    binder = binding.KubeBinder(connection)
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match='is already assigned to node "n2"'):
+            binder._bind(builders.pod("p", uid="u"), "n1")
+    assert api.connections == 1
+
+
+def test_events_and_nudges_reuse_the_connection_too(api, connection):
+    notifier = notifying.KubeNotifier(connection)
+    pod = builders.pod("w-0", namespace="ml", uid="u-0")
+    for _ in range(5):
+        notifier._event(pod, "GangWaiting", "waiting for gang ml/train/main: 1/3 pods", False)
+        notifier._nudge(pod)
+    assert [s.path for s in api.seen[:2]] == [
+        "/api/v1/namespaces/ml/events",
+        "/api/v1/namespaces/ml/pods/w-0",
+    ]
+    patch = api.seen[1]
+    assert patch.method == "PATCH"
+    assert patch.headers["Content-Type"] == "application/merge-patch+json"
+    assert notifying.NUDGE_ANNOTATION in patch.body["metadata"]["annotations"]
+    assert api.connections == 1
+
+
+def test_event_body_is_a_core_v1_event_about_the_pod():
+    pod = builders.pod("w-0", namespace="ml", uid="u-0")
+    now = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    body = notifying.event_body(
+        pod, reason="GangTimedOut", message="x" * 2000, warning=True, instance="h", now=now
+    )
+    assert body["involvedObject"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": "ml",
+        "name": "w-0",
+        "uid": "u-0",
+    }
+    assert body["metadata"] == {"generateName": "w-0.", "namespace": "ml"}
+    assert body["type"] == "Warning" and len(body["message"]) == 1024
+    assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-01-02T03:04:05Z"
