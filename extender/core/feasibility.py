@@ -1,25 +1,31 @@
 """The feasibility cache: per equivalence class, each node's verdict and score, by generation.
 
-An entry remembers, for one signature, each node's verdict and score, and the view's
-generation when it was last used.  Any change to a node or to the capacity claimed on it gives
-the node a new generation and a line in the view's change log; a lookup first drops the results
-of the nodes changed since the entry's generation, then judges only nodes it has no result for.
-A run of identical pods therefore costs O(changed nodes) checks, plus one dict lookup per
-offered node, not O(nodes) checks.  Entries live in an LRU of bounded size.  Pure: the caller
-passes the nodes and the functions that judge them.
+An entry remembers, for one signature, which nodes it has judged, which of those it rejected
+and why, each node's score, and the view's generation when it was last used.  Any change to a
+node or to the capacity claimed on it gives the node a new generation and a line in the view's
+change log; a lookup first forgets the nodes changed since the entry's generation, then judges
+only offered nodes it has no result for.  A run of identical pods therefore costs O(changed
+nodes) checks, not O(nodes).
+
+The answer is built from node *names* with set operations and C-level maps: when every offered
+node is judged and none is rejected, filter answers the offered list itself, so a full hit does
+no per-node Python work.  Node states are looked up (by the caller's ``judge``/``score``) only
+for nodes that must be judged.  Entries live in an LRU of bounded size.  Pure: the caller
+passes the names and the functions that judge them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence, Set
 from dataclasses import dataclass, field
 
 import cachetools
 
 from extender.core import cluster, predicates
 
-Judge = Callable[[cluster.NodeState], predicates.Rejection | None]
-Scorer = Callable[[cluster.NodeState], int]
+Judge = Callable[[str], predicates.Rejection | None]
+"""Judges the named node (a node of the view) for the entry's signature."""
+Scorer = Callable[[str], int]
 
 
 @dataclass(slots=True)
@@ -39,8 +45,31 @@ class Stats:
 class _Entry:
     valid_at: int = 0
     """The view's generation when this entry was last brought up to date."""
-    verdicts: dict[str, predicates.Rejection | None] = field(default_factory=dict)
-    scores: dict[str, int] = field(default_factory=dict)
+    judged: set[str] = field(default_factory=set)
+    """Nodes with a verdict (passed or rejected)."""
+    rejected: set[str] = field(default_factory=set)
+    """The judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
+    failed: dict[str, str] = field(default_factory=dict)
+    unresolvable: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Node -> (node, score): prioritize's answer items, reused as they are."""
+
+    def forget(self, names: Sequence[str]) -> None:
+        judged, rejected, scores = self.judged, self.rejected, self.scores
+        for name in names:
+            judged.discard(name)
+            scores.pop(name, None)
+            if name in rejected:
+                rejected.discard(name)
+                self.failed.pop(name, None)
+                self.unresolvable.pop(name, None)
+
+    def clear(self) -> None:
+        self.judged.clear()
+        self.rejected.clear()
+        self.failed.clear()
+        self.unresolvable.clear()
+        self.scores.clear()
 
 
 class _Entries(cachetools.LRUCache[Hashable, _Entry]):
@@ -68,52 +97,78 @@ class FeasibilityCache:
         existed = entry is not None
         if entry is None:
             entry = self._entries[signature] = _Entry()
-        else:
+        elif entry.valid_at != view.generation:
             changed = view.changed_since(entry.valid_at)
             if changed is None:
-                entry.verdicts.clear()
-                entry.scores.clear()
+                entry.clear()
             else:
-                for name in changed:
-                    entry.verdicts.pop(name, None)
-                    entry.scores.pop(name, None)
+                entry.forget(changed)
         entry.valid_at = view.generation
         return entry, existed
 
-    def verdicts(
+    def filter(
         self,
         signature: Hashable,
-        states: Sequence[cluster.NodeState],
+        names: list[str],
         judge: Judge,
         *,
         view: cluster.ClusterState,
-    ) -> list[predicates.Rejection | None]:
-        """The verdict on each of ``states`` (nodes of ``view``), judging only nodes that are
-        new to the entry or changed since it was last used."""
+    ) -> predicates.Sorted:
+        """Filter's answer for ``names``, judging only nodes new to the entry or changed since
+        it was last used.  With no offered node rejected, ``passed`` is ``names`` itself.
+
+        ``judge`` may raise for a name that is not a node of the view; nothing is cached
+        for it."""
         entry, existed = self._entry(signature, view)
-        known = entry.verdicts
-        fresh = [state for state in states if state.node.name not in known]
-        for state in fresh:
-            known[state.node.name] = judge(state)
+        judged = entry.judged
+        fresh: Set[str] = set() if judged.issuperset(names) else set(names) - judged
+        for name in fresh:
+            verdict = judge(name)
+            judged.add(name)
+            if verdict is not None:
+                entry.rejected.add(name)
+                if verdict.code is predicates.Code.UNRESOLVABLE:
+                    entry.unresolvable[name] = verdict.reason
+                else:
+                    entry.failed[name] = verdict.reason
         self._count(existed, len(fresh))
-        return [known[state.node.name] for state in states]
+        rejected = entry.rejected
+        if rejected.isdisjoint(names):
+            return predicates.Sorted(names, {}, {})
+        hit = rejected.intersection(names)
+        failed, unresolvable = entry.failed, entry.unresolvable
+        return predicates.Sorted(
+            [name for name in names if name not in hit],
+            {name: failed[name] for name in hit if name in failed},
+            {name: unresolvable[name] for name in hit if name in unresolvable},
+        )
 
     def scores(
         self,
         signature: Hashable,
-        states: Sequence[cluster.NodeState],
+        names: Sequence[str],
         score: Scorer,
         *,
         view: cluster.ClusterState,
-    ) -> list[int]:
-        """The score of each of ``states``, computing only nodes new or changed."""
+    ) -> list[tuple[str, int]]:
+        """``(name, score)`` for each of ``names``, computing only nodes new or changed.
+
+        ``score`` may raise for a name that is not a node of the view; nothing is cached
+        for it."""
         entry, existed = self._entry(signature, view)
         known = entry.scores
-        fresh = [state for state in states if state.node.name not in known]
-        for state in fresh:
-            known[state.node.name] = score(state)
+        try:
+            answer = list(map(known.__getitem__, names))
+        except KeyError:
+            pass
+        else:
+            self._count(existed, 0)
+            return answer
+        fresh = {name for name in names if name not in known}
+        for name in fresh:
+            known[name] = (name, score(name))
         self._count(existed, len(fresh))
-        return [known[state.node.name] for state in states]
+        return list(map(known.__getitem__, names))
 
     def _count(self, existed: bool, rechecked: int) -> None:
         stats = self.stats

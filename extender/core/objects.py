@@ -8,6 +8,7 @@ of the offending field, so adapters can answer with a clear HTTP 400.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -263,30 +264,39 @@ def _workload_ref(spec: Mapping[str, Any]) -> model.WorkloadRef | None:
     )
 
 
-def to_pod(raw: object) -> model.Pod:
-    """Convert a raw v1.Pod (as the scheduler sends it or a watch delivers it)."""
+@dataclass(frozen=True, slots=True)
+class PodSpec:
+    """The converted ``spec`` of a pod: everything ``model.Pod`` takes from it.  Pods made
+    from one template (a Job's or ReplicaSet's) have equal specs, so a caller may convert
+    one spec once and reuse it for each of them (``to_pod(raw, spec=...)``)."""
+
+    requests: dict[str, int]
+    node_name: str
+    priority: int
+    node_selector: dict[str, str]
+    required_terms: tuple[model.SelectorTerm, ...] | None
+    preferred_terms: tuple[model.PreferredTerm, ...]
+    tolerations: tuple[model.Toleration, ...]
+    host_ports: tuple[int, ...]
+    has_pod_affinity: bool
+    has_topology_spread: bool
+    workload_ref: model.WorkloadRef | None
+    scheduling_group: str
+
+
+def to_pod_spec(raw: object) -> PodSpec:
+    """Convert a raw v1.PodSpec (``None`` is an empty spec)."""
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ObjectError("Pod must be an object")
-    meta = _dict(raw, "metadata", "pod")
-    spec = _dict(raw, "spec", "pod")
-    status = _dict(raw, "status", "pod")
-    name = _str(meta, "name", "pod.metadata")
-    if not name:
-        raise ObjectError("pod.metadata.name is missing")
+        raise ObjectError(f"pod.spec must be an object, got {type(raw).__name__}")
+    spec: Mapping[str, Any] = raw
     affinity = _dict(spec, "affinity", "pod.spec")
     required, preferred = _node_affinity(spec)
-    return model.Pod(
-        uid=_str(meta, "uid", "pod.metadata"),
-        namespace=_str(meta, "namespace", "pod.metadata", "default"),
-        name=name,
+    return PodSpec(
         requests=effective_requests(spec),
         node_name=_str(spec, "nodeName", "pod.spec"),
-        phase=_str(status, "phase", "pod.status", "Pending"),
-        deleting=meta.get("deletionTimestamp") is not None,
         priority=_int(spec, "priority", "pod.spec"),
-        created=_timestamp(meta.get("creationTimestamp"), "pod.metadata.creationTimestamp"),
-        labels=_str_map(meta, "labels", "pod.metadata"),
-        annotations=_str_map(meta, "annotations", "pod.metadata"),
         node_selector=_str_map(spec, "nodeSelector", "pod.spec"),
         required_terms=required,
         preferred_terms=preferred,
@@ -294,11 +304,48 @@ def to_pod(raw: object) -> model.Pod:
         host_ports=_host_ports(spec),
         has_pod_affinity=bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity")),
         has_topology_spread=bool(spec.get("topologySpreadConstraints")),
-        resource_version=_str(meta, "resourceVersion", "pod.metadata"),
         workload_ref=_workload_ref(spec),
         scheduling_group=_str(
             _dict(spec, "schedulingGroup", "pod.spec"), "podGroupName", "pod.spec.schedulingGroup"
         ),
+    )
+
+
+def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
+    """Convert a raw v1.Pod (as the scheduler sends it or a watch delivers it).
+
+    ``spec``: the conversion of this pod's own ``spec``, when the caller already has it."""
+    if not isinstance(raw, dict):
+        raise ObjectError("Pod must be an object")
+    meta = _dict(raw, "metadata", "pod")
+    status = _dict(raw, "status", "pod")
+    name = _str(meta, "name", "pod.metadata")
+    if not name:
+        raise ObjectError("pod.metadata.name is missing")
+    if spec is None:
+        spec = to_pod_spec(raw.get("spec"))
+    return model.Pod(
+        uid=_str(meta, "uid", "pod.metadata"),
+        namespace=_str(meta, "namespace", "pod.metadata", "default"),
+        name=name,
+        requests=spec.requests,
+        node_name=spec.node_name,
+        phase=_str(status, "phase", "pod.status", "Pending"),
+        deleting=meta.get("deletionTimestamp") is not None,
+        priority=spec.priority,
+        created=_timestamp(meta.get("creationTimestamp"), "pod.metadata.creationTimestamp"),
+        labels=_str_map(meta, "labels", "pod.metadata"),
+        annotations=_str_map(meta, "annotations", "pod.metadata"),
+        node_selector=spec.node_selector,
+        required_terms=spec.required_terms,
+        preferred_terms=spec.preferred_terms,
+        tolerations=spec.tolerations,
+        host_ports=spec.host_ports,
+        has_pod_affinity=spec.has_pod_affinity,
+        has_topology_spread=spec.has_topology_spread,
+        resource_version=_str(meta, "resourceVersion", "pod.metadata"),
+        workload_ref=spec.workload_ref,
+        scheduling_group=spec.scheduling_group,
     )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from extender.core import model, resources
 
@@ -140,3 +141,29 @@ def check_static(pod: model.Pod, node: model.Node) -> Rejection | None:
 def check(pod: model.Pod, node: model.Node, used: resources.ResourceList) -> Rejection | None:
     """All filter checks, cheapest and unresolvable first; the first failure wins."""
     return check_static(pod, node) or fits_resources(pod.requests, node, used)
+
+
+class Sorted(NamedTuple):
+    """Nodes sorted by verdict, as filter answers: ``passed`` in the offered order, and the
+    reason of every rejected node, split by whether preemption could help."""
+
+    passed: list[str]
+    failed: dict[str, str]
+    """Unschedulable: freeing capacity could make the node fit."""
+    unresolvable: dict[str, str]
+
+
+def sort(names: Iterable[str], judge: Callable[[str], Rejection | None]) -> Sorted:
+    """Judge each named node once and sort it into passed, failed or unresolvable."""
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    for name in names:
+        verdict = judge(name)
+        if verdict is None:
+            passed.append(name)
+        elif verdict.code is Code.UNRESOLVABLE:
+            unresolvable[name] = verdict.reason
+        else:
+            failed[name] = verdict.reason
+    return Sorted(passed, failed, unresolvable)

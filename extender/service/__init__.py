@@ -24,6 +24,7 @@ from extender.core import (
     model,
     objects,
     predicates,
+    resources,
     scoring,
 )
 from extender.service import gangs
@@ -55,17 +56,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def _outcome(
-    names: Sequence[str], verdicts: Sequence[predicates.Rejection | None]
-) -> FilterOutcome:
-    """Sort verdicts into passed, failed (preemption may help) and unresolvable nodes."""
-    rejected = [(n, v) for n, v in zip(names, verdicts, strict=True) if v is not None]
-    unresolvable = predicates.Code.UNRESOLVABLE
-    return FilterOutcome(
-        passed=[n for n, v in zip(names, verdicts, strict=True) if v is None],
-        failed={n: v.reason for n, v in rejected if v.code is not unresolvable},
-        unresolvable={n: v.reason for n, v in rejected if v.code is unresolvable},
-    )
+_FILTER_PASSED = metrics.filter_nodes.labels("passed")
+_FILTER_FAILED = metrics.filter_nodes.labels("failed")
+_FILTER_UNRESOLVABLE = metrics.filter_nodes.labels("unresolvable")
 
 
 class ExtenderService:
@@ -100,6 +93,8 @@ class ExtenderService:
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
             maxsize=settings.remembered_pods
         )
+        # spec encoding -> its conversion: pods of one template differ only in metadata.
+        self._specs: cachetools.LRUCache[bytes, objects.PodSpec] = cachetools.LRUCache(maxsize=256)
 
     def _cache_reading(self) -> tuple[dict[str, int], int]:
         if self.cache is None:
@@ -168,8 +163,9 @@ class ExtenderService:
 
     # -- pods from the wire -----------------------------------------------------------------
 
-    def pod_from_wire(self, raw: Mapping[str, object]) -> model.Pod:
-        """Convert the request's Pod, reusing the conversion of the same uid and version."""
+    def pod_from_wire(self, raw: Mapping[str, object], *, spec_key: bytes = b"") -> model.Pod:
+        """Convert the request's Pod, reusing the conversion of the same uid and version, and
+        of an equal spec: ``spec_key`` is the spec's encoding (equal keys, equal specs)."""
         meta = raw.get("metadata")
         if isinstance(meta, dict):
             uid, version = meta.get("uid"), meta.get("resourceVersion")
@@ -177,47 +173,37 @@ class ExtenderService:
                 known = self._seen.get(uid)
                 if known is not None and known[0] == version:
                     return known[1]
-        pod = objects.to_pod(raw)
+        spec = self._specs.get(spec_key) if spec_key else None
+        if spec is None:
+            spec = objects.to_pod_spec(raw.get("spec"))
+            if spec_key:
+                self._specs[spec_key] = spec
+        pod = objects.to_pod(raw, spec=spec)
         if pod.uid:
             self._seen[pod.uid] = (pod.resource_version, pod)
         return pod
 
-    def _states(
-        self, names: Sequence[str], node_objects: Mapping[str, model.Node] | None
-    ) -> list[cluster.NodeState] | None:
-        """The view's state of each named node (None with node objects from the request).
+    def _check_names(self, names: Sequence[object]) -> None:
+        """Raise ``RequestError`` unless every name is a node of the view.
 
-        Names alone must be known to the view: an unknown name is a bad request."""
-        if node_objects is not None:
-            return None
+        The cache's fast paths do not check names one by one: looking up a name that is no
+        node fails (KeyError, TypeError) and lands here; a failure with good names is a bug
+        and goes on up."""
+        if not all(isinstance(name, str) for name in names):
+            raise RequestError("NodeNames must be a list of strings")
         nodes = self.state.nodes
-        try:
-            return [nodes[name] for name in names]
-        except KeyError:
-            missing = [n for n in names if n not in nodes]
+        missing = [name for name in names if name not in nodes]
+        if missing:
             shown = ", ".join(repr(n) for n in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise RequestError(
-                f"unknown node(s) {shown}{more}: not in the extender's view"
-            ) from None
+            raise RequestError(f"unknown node(s) {shown}{more}: not in the extender's view")
 
-    def _request_states(
-        self, names: Sequence[str], node_objects: Mapping[str, model.Node]
-    ) -> list[cluster.NodeState]:
-        """nodeCacheCapable: false — the request's node objects with the view's usage on them
-        (such nodes need not be known, and are never cached)."""
-        nodes = self.state.nodes
-        return [
-            cluster.NodeState(node_objects[n], -1, nodes[n].used if n in nodes else {})
-            for n in names
-        ]
+    def _signature(self, pod: model.Pod) -> equivalence.Signature | None:
+        return equivalence.signature(pod) if self.cache is not None else None
 
-    def _signature(
-        self, pod: model.Pod, states: list[cluster.NodeState] | None
-    ) -> equivalence.Signature | None:
-        if self.cache is None or states is None:
-            return None
-        return equivalence.signature(pod)
+    def _used(self, name: str) -> resources.ResourceList:
+        state = self.state.nodes.get(name)
+        return state.used if state is not None else {}
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -231,31 +217,48 @@ class ExtenderService:
         """Judge each node; every rejected node is listed with its reason.
 
         With ``node_objects`` (nodeCacheCapable: false) the node objects come from the request
-        and only the usage on them from the view; such nodes need not be known.
+        and only the usage on them from the view; such nodes need not be known.  Otherwise
+        every name must be a node of the view (else ``RequestError``).
         """
         self._require_ready()
-        states = self._states(node_names, node_objects)
-        outcome = self.gangs.filter(pod, node_names)
-        if outcome is None:
-            judged = (
-                states
-                if states is not None
-                else self._request_states(node_names, node_objects or {})
-            )
-
-            def judge(state: cluster.NodeState) -> predicates.Rejection | None:
-                return predicates.check(pod, state.node, state.used)
-
-            signature = self._signature(pod, states)
-            if signature is not None and self.cache is not None:
-                verdicts = self.cache.verdicts(signature, judged, judge, view=self.state)
-            else:
-                verdicts = [judge(state) for state in judged]
-            outcome = _outcome([state.node.name for state in judged], verdicts)
-        metrics.filter_nodes.labels("passed").inc(len(outcome.passed))
-        metrics.filter_nodes.labels("failed").inc(len(outcome.failed))
-        metrics.filter_nodes.labels("unresolvable").inc(len(outcome.unresolvable))
+        try:
+            outcome = self.gangs.filter(pod, node_names)
+            if outcome is None:
+                outcome = FilterOutcome(*self._judge(pod, node_names, node_objects))
+            elif node_objects is None:
+                self._check_names(node_names)
+        except (KeyError, TypeError):
+            if node_objects is None:
+                self._check_names(node_names)
+            raise
+        _FILTER_PASSED.inc(len(outcome.passed))
+        _FILTER_FAILED.inc(len(outcome.failed))
+        _FILTER_UNRESOLVABLE.inc(len(outcome.unresolvable))
         return outcome
+
+    def _judge(
+        self,
+        pod: model.Pod,
+        node_names: Sequence[str],
+        node_objects: Mapping[str, model.Node] | None,
+    ) -> predicates.Sorted:
+        if node_objects is not None:  # never cached: the objects are the request's
+
+            def judge_object(name: str) -> predicates.Rejection | None:
+                return predicates.check(pod, node_objects[name], self._used(name))
+
+            return predicates.sort(node_names, judge_object)
+        nodes = self.state.nodes
+
+        def judge(name: str) -> predicates.Rejection | None:
+            state = nodes[name]
+            return predicates.check(pod, state.node, state.used)
+
+        signature = self._signature(pod)
+        if signature is None or self.cache is None:
+            return predicates.sort(node_names, judge)
+        names = node_names if isinstance(node_names, list) else list(node_names)
+        return self.cache.filter(signature, names, judge, view=self.state)
 
     # -- prioritize -------------------------------------------------------------------------
 
@@ -266,23 +269,28 @@ class ExtenderService:
         *,
         node_objects: Mapping[str, model.Node] | None = None,
     ) -> list[tuple[str, int]]:
-        """Score each node 0..10 with the configured strategy."""
+        """Score each node 0..10 with the configured strategy (names as in ``filter``)."""
         self._require_ready()
-        states = self._states(node_names, node_objects)
-        judged = (
-            states if states is not None else self._request_states(node_names, node_objects or {})
-        )
-        strategy = self.settings.scoring
+        strategy, requests = self.settings.scoring, pod.requests
+        if node_objects is not None:
+            return [
+                (name, scoring.score(strategy, requests, node_objects[name], self._used(name)))
+                for name in node_names
+            ]
+        nodes = self.state.nodes
 
-        def score(state: cluster.NodeState) -> int:
-            return scoring.score(strategy, pod.requests, state.node, state.used)
+        def score(name: str) -> int:
+            state = nodes[name]
+            return scoring.score(strategy, requests, state.node, state.used)
 
-        signature = self._signature(pod, states)
-        if signature is not None and self.cache is not None:
-            values = self.cache.scores(signature, judged, score, view=self.state)
-        else:
-            values = [score(state) for state in judged]
-        return [(state.node.name, value) for state, value in zip(judged, values, strict=True)]
+        signature = self._signature(pod)
+        try:
+            if signature is None or self.cache is None:
+                return [(name, score(name)) for name in node_names]
+            return self.cache.scores(signature, node_names, score, view=self.state)
+        except (KeyError, TypeError):
+            self._check_names(node_names)
+            raise
 
     # -- bind -------------------------------------------------------------------------------
 

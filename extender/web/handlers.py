@@ -16,7 +16,7 @@ def _json(body: bytes, status: int = 200) -> web.Response:
 async def filter_(request: web.Request) -> web.Response:
     service = request.app[keys.SERVICE]
     args = wire.read_extender_args(await request.read(), "filter")
-    pod = service.pod_from_wire(args.pod)
+    pod = service.pod_from_wire(args.pod, spec_key=args.pod_spec_key)
     outcome = service.filter(pod, args.node_names, node_objects=args.node_objects)
     return _json(wire.filter_result(outcome, args))
 
@@ -24,7 +24,7 @@ async def filter_(request: web.Request) -> web.Response:
 async def prioritize(request: web.Request) -> web.Response:
     service = request.app[keys.SERVICE]
     args = wire.read_extender_args(await request.read(), "prioritize")
-    pod = service.pod_from_wire(args.pod)
+    pod = service.pod_from_wire(args.pod, spec_key=args.pod_spec_key)
     scores = service.prioritize(pod, args.node_names, node_objects=args.node_objects)
     return _json(wire.host_priorities(scores))
 

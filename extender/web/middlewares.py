@@ -20,6 +20,14 @@ from extender.web import wire
 log = logging.getLogger(__name__)
 
 VERBS = {"/filter": "filter", "/prioritize": "prioritize", "/bind": "bind", "/preempt": "preempt"}
+OUTCOMES = ("ok", "bad_request", "not_ready", "error")
+# The metrics' children, bound once instead of looked up by label values on every call.
+_COUNTED = {
+    (verb, outcome): metrics.requests.labels(verb, outcome)
+    for verb in VERBS.values()
+    for outcome in OUTCOMES
+}
+_TIMED = {verb: metrics.request_seconds.labels(verb) for verb in VERBS.values()}
 
 
 def _reply(status: int, message: str) -> web.Response:
@@ -35,10 +43,14 @@ async def extender_errors(request: web.Request, handler: Handler) -> web.StreamR
     outcome = "ok"
     try:
         return await handler(request)
-    except (wire.WireError, objects.ObjectError, service.RequestError) as exc:
+    except (wire.WireError, objects.ObjectError) as exc:
         outcome = "bad_request"
         log.warning("400 %s: %s", request.path, exc)
         return _reply(400, str(exc))
+    except service.RequestError as exc:
+        outcome = "bad_request"
+        log.warning("400 %s: %s", request.path, exc)
+        return _reply(400, f"{verb}: {exc}")
     except web.HTTPRequestEntityTooLarge as exc:
         outcome = "bad_request"
         message = f"{verb}: request body too large ({exc.text})"
@@ -55,5 +67,5 @@ async def extender_errors(request: web.Request, handler: Handler) -> web.StreamR
         log.exception("unexpected error answering %s", request.path)
         return _reply(500, f"{verb}: internal error ({type(exc).__name__})")
     finally:
-        metrics.requests.labels(verb, outcome).inc()
-        metrics.request_seconds.labels(verb).observe(time.perf_counter() - started)
+        _COUNTED[verb, outcome].inc()
+        _TIMED[verb].observe(time.perf_counter() - started)

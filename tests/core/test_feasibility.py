@@ -1,6 +1,9 @@
-"""The feasibility cache judges only nodes that are new to an entry or changed since."""
+"""The feasibility cache judges only nodes that are new to an entry or changed since, and
+answers from node names."""
 
 from __future__ import annotations
+
+import pytest
 
 from extender.core import cluster, feasibility, predicates
 from tests import builders
@@ -13,52 +16,134 @@ def _view(count: int) -> cluster.ClusterState:
     return view
 
 
+class Recorder:
+    """Judges and scores a pod on the view's nodes, recording the names it was asked about."""
+
+    def __init__(self, view: cluster.ClusterState, **pod: object) -> None:
+        self.view = view
+        self.pod = builders.pod("p", **pod)
+        self.asked: list[str] = []
+
+    def judge(self, name: str) -> predicates.Rejection | None:
+        self.asked.append(name)
+        state = self.view.nodes[name]
+        return predicates.check(self.pod, state.node, state.used)
+
+    def score(self, name: str) -> int:
+        self.asked.append(name)
+        return 7 if name in self.view.nodes else self.view.nodes[name].generation
+
+
+def _filter(
+    cache: feasibility.FeasibilityCache, rec: Recorder, names: list[str], sig: str = "sig"
+) -> predicates.Sorted:
+    return cache.filter(sig, names, rec.judge, view=rec.view)
+
+
 def test_identical_pods_rejudge_only_the_node_that_changed():
     view = _view(100)
     cache = feasibility.FeasibilityCache()
-    pod = builders.pod("p", cpu="3")
-    judged: list[str] = []
+    rec = Recorder(view, cpu="3")
+    names = list(view.nodes)
 
-    def judge(state: cluster.NodeState) -> predicates.Rejection | None:
-        judged.append(state.node.name)
-        return predicates.check(pod, state.node, state.used)
-
-    states = list(view.nodes.values())
-    first = cache.verdicts("sig", states, judge, view=view)
-    assert len(judged) == 100 and all(v is None for v in first)
-    view.claim("p1", "n7", pod.requests)
-    judged.clear()
-    second = cache.verdicts("sig", list(view.nodes.values()), judge, view=view)
-    assert judged == ["n7"]
-    assert second[7] is not None and second[7].reason == "Insufficient cpu"
-    judged.clear()
-    cache.verdicts("sig", list(view.nodes.values()), judge, view=view)
-    assert judged == []
+    first = _filter(cache, rec, names)
+    assert sorted(rec.asked) == sorted(names) and first.passed == names
+    view.claim("p1", "n7", rec.pod.requests)
+    rec.asked.clear()
+    second = _filter(cache, rec, names)
+    assert rec.asked == ["n7"]
+    assert second.passed == [n for n in names if n != "n7"]
+    assert second.failed == {"n7": "Insufficient cpu"} and second.unresolvable == {}
+    rec.asked.clear()
+    _filter(cache, rec, names)
+    assert rec.asked == []
     stats = cache.stats
     assert (stats.misses, stats.partial_hits, stats.hits, stats.rechecked) == (1, 1, 1, 101)
+
+
+def test_a_full_hit_with_nothing_rejected_answers_the_offered_list_itself():
+    view = _view(10)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view, cpu="1")
+    _filter(cache, rec, list(view.nodes))
+    offered = ["n3", "n1", "n2"]
+    answer = _filter(cache, rec, offered)
+    assert answer.passed is offered
+    assert (answer.failed, answer.unresolvable) == ({}, {})
+
+
+def test_rejections_are_sorted_by_whether_preemption_can_help():
+    view = _view(4)
+    view.upsert_node(builders.node("n1", cpu="4", unschedulable=True))
+    view.claim("other", "n2", {"cpu": 3500})
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view, cpu="1")
+    offered = ["n3", "n2", "n1", "n0"]
+    for _ in range(2):  # judged, then from the entry
+        answer = _filter(cache, rec, offered)
+        assert answer.passed == ["n3", "n0"]
+        assert answer.failed == {"n2": "Insufficient cpu"}
+        assert answer.unresolvable == {"n1": predicates.REASON_UNSCHEDULABLE}
+    assert sorted(rec.asked) == ["n0", "n1", "n2", "n3"]
+
+
+def test_a_node_that_frees_up_is_passed_again():
+    view = _view(2)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view, cpu="3")
+    view.claim("other", "n0", {"cpu": 2000})
+    assert _filter(cache, rec, ["n0", "n1"]).passed == ["n1"]
+    view.release("other")
+    answer = _filter(cache, rec, ["n0", "n1"])
+    assert answer.passed == ["n0", "n1"] and answer.failed == {}
+
+
+def test_scores_are_computed_once_per_node_and_generation():
+    view = _view(5)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view)
+    assert cache.scores("sig", ["n1", "n0"], rec.score, view=view) == [("n1", 7), ("n0", 7)]
+    assert cache.scores("sig", ["n0", "n2", "n1"], rec.score, view=view) == [
+        ("n0", 7),
+        ("n2", 7),
+        ("n1", 7),
+    ]
+    view.claim("x", "n0", {"cpu": 1})
+    cache.scores("sig", ["n0", "n1"], rec.score, view=view)
+    assert sorted(rec.asked) == ["n0", "n0", "n1", "n2"]
+
+
+def test_a_name_the_caller_cannot_judge_is_not_cached():
+    view = _view(2)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view)
+    for _ in range(2):
+        with pytest.raises(KeyError):
+            cache.filter("sig", ["n0", "ghost"], rec.judge, view=view)
+        with pytest.raises(KeyError):
+            cache.scores("sig", ["ghost", "n0"], rec.score, view=view)
+    assert _filter(cache, rec, ["n0", "n1"]).passed == ["n0", "n1"]
+    assert cache.scores("sig", ["n1"], rec.score, view=view) == [("n1", 7)]
 
 
 def test_a_truncated_change_log_drops_the_whole_entry():
     view = _view(3)
     view.CHANGE_LOG_SIZE = 4  # type: ignore[misc]
     cache = feasibility.FeasibilityCache()
-    calls: list[str] = []
-
-    def judge(state: cluster.NodeState) -> predicates.Rejection | None:
-        calls.append(state.node.name)
-        return None
-
-    cache.verdicts("sig", list(view.nodes.values()), judge, view=view)
+    rec = Recorder(view)
+    names = list(view.nodes)
+    _filter(cache, rec, names)
     for i in range(10):
         view.claim(f"c{i}", "n0", {"cpu": 1})
-    calls.clear()
-    cache.verdicts("sig", list(view.nodes.values()), judge, view=view)
-    assert sorted(calls) == ["n0", "n1", "n2"]
+    rec.asked.clear()
+    _filter(cache, rec, names)
+    assert sorted(rec.asked) == ["n0", "n1", "n2"]
 
 
 def test_the_lru_evicts_and_counts_it():
     view = _view(1)
     cache = feasibility.FeasibilityCache(max_signatures=2)
+    rec = Recorder(view)
     for sig in ("a", "b", "c"):
-        cache.verdicts(sig, list(view.nodes.values()), lambda s: None, view=view)
+        _filter(cache, rec, ["n0"], sig)
     assert len(cache) == 2 and cache.stats.evictions == 1
