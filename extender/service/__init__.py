@@ -27,11 +27,12 @@ from extender.core import (
     resources,
     scoring,
 )
-from extender.service import gangs
+from extender.service import gangs, queues
 from extender.service.ports import (
     Binder,
     BindError,
     Clock,
+    Evictor,
     FilterOutcome,
     Notifier,
     NotReady,
@@ -45,6 +46,7 @@ __all__ = [
     "Binder",
     "BindError",
     "Clock",
+    "Evictor",
     "ExtenderService",
     "FilterOutcome",
     "Notifier",
@@ -69,6 +71,7 @@ class ExtenderService:
         binder: Binder,
         settings: Settings,
         notifier: Notifier | None = None,
+        evictor: Evictor | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.state = state
@@ -88,6 +91,15 @@ class ExtenderService:
         self.gangs = gangs.GangCoordinator(
             state=state, binder=binder, notifier=self.notifier, settings=settings, clock=clock
         )
+        self.queues = queues.QueueManager(
+            gangs=self.gangs,
+            notifier=self.notifier,
+            evictor=evictor,
+            node_labels=self._node_labels,
+            clock=clock,
+        )
+        self.gangs.may_place = self.queues.may_place
+        self.gangs.constrain = self.queues.constrain
         # uid -> (resourceVersion, pod): converting a pod once per version, and the pod a
         # bind call refers to (the watch may not have delivered it yet).
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
@@ -108,6 +120,10 @@ class ExtenderService:
             "evictions": stats.evictions,
         }
         return counters, len(self.cache)
+
+    def _node_labels(self, name: str) -> Mapping[str, str] | None:
+        state = self.state.nodes.get(name)
+        return state.node.labels if state is not None else None
 
     @property
     def ready(self) -> bool:
@@ -133,17 +149,24 @@ class ExtenderService:
         for uid in list(self.gangs.group_of):
             if uid not in fresh:
                 self.gangs.forget(uid)
+        for uid in list(self.queues.pods):
+            if uid not in fresh:
+                self.queues.forget(uid)
         self.state.replace_pods(pods)
         for pod in pods:
             self.gangs.observe(pod)
+        for pod in pods:
+            self.queues.observe(pod)
 
     def apply_pod(self, pod: model.Pod) -> None:
         self.state.upsert_pod(pod)
         self.gangs.observe(pod)
+        self.queues.observe(pod)
 
     def remove_pod(self, pod: model.Pod) -> None:
         self.state.delete_pod(pod.uid)
         self.gangs.forget(pod.uid)
+        self.queues.forget(pod.uid)
 
     def replace_workloads(self, workloads: Sequence[gang.Workload]) -> None:
         for key in list(self.gangs.workloads):
@@ -221,6 +244,12 @@ class ExtenderService:
         every name must be a node of the view (else ``RequestError``).
         """
         self._require_ready()
+        verdict = self.queues.filter(pod)
+        if verdict is not None and verdict.reason:
+            _FILTER_UNRESOLVABLE.inc(len(node_names))
+            return FilterOutcome(unresolvable=dict.fromkeys(node_names, verdict.reason))
+        if verdict is not None:
+            pod = verdict.pod  # admitted: held to its flavors' nodes
         try:
             outcome = self.gangs.filter(pod, node_names)
             if outcome is None:
@@ -271,6 +300,7 @@ class ExtenderService:
     ) -> list[tuple[str, int]]:
         """Score each node 0..10 with the configured strategy (names as in ``filter``)."""
         self._require_ready()
+        pod = self.queues.constrain(pod)  # the same cache entry as its filter call
         strategy, requests = self.settings.scoring, pod.requests
         if node_objects is not None:
             return [
