@@ -83,6 +83,12 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadRef:
     """``spec.workloadRef`` (Kubernetes 1.35): the pod's Workload and pod group."""
 
@@ -121,6 +127,9 @@ class Pod:
     resource_version: str = ""
     workload_ref: WorkloadRef | None = None
     scheduling_group: str = ""
+    requests_pods: bool = False
+    """The spec itself requests the ``pods`` resource (``requests`` counts it as 1 anyway);
+    Kueue reserves that name for its own pod count, so a queued pod doing this is refused."""
     """``spec.schedulingGroup.podGroupName`` (Kubernetes 1.36+)."""
 
     @property

@@ -282,6 +282,7 @@ class PodSpec:
     has_topology_spread: bool
     workload_ref: model.WorkloadRef | None
     scheduling_group: str
+    requests_pods: bool
 
 
 def to_pod_spec(raw: object) -> PodSpec:
@@ -308,7 +309,22 @@ def to_pod_spec(raw: object) -> PodSpec:
         scheduling_group=_str(
             _dict(spec, "schedulingGroup", "pod.spec"), "podGroupName", "pod.spec.schedulingGroup"
         ),
+        requests_pods=_requests_pods(spec),
     )
+
+
+def _requests_pods(spec: Mapping[str, Any]) -> bool:
+    """Whether any container, the pod-level resources or the overhead name ``pods``."""
+    lists: list[object] = [
+        _dict(spec, "overhead", "pod.spec"),
+        _dict(_dict(spec, "resources", "pod.spec"), "requests", "pod.spec.resources"),
+    ]
+    for kind in ("containers", "initContainers"):
+        for container in _list(spec, kind, "pod.spec"):
+            res = container.get("resources") if isinstance(container, dict) else None
+            if isinstance(res, dict):
+                lists.extend((res.get("requests"), res.get("limits")))
+    return any(isinstance(listed, dict) and resources.PODS in listed for listed in lists)
 
 
 def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
@@ -346,6 +362,7 @@ def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
         resource_version=_str(meta, "resourceVersion", "pod.metadata"),
         workload_ref=spec.workload_ref,
         scheduling_group=spec.scheduling_group,
+        requests_pods=spec.requests_pods,
     )
 
 
@@ -381,3 +398,14 @@ def to_workload(raw: object) -> gang.Workload:
         name=name,
         pod_groups=groups,
     )
+
+
+def to_namespace(raw: object) -> model.Namespace:
+    """Convert a raw v1.Namespace (its name and labels: what namespaceSelectors read)."""
+    if not isinstance(raw, dict):
+        raise ObjectError("Namespace must be an object")
+    meta = _dict(raw, "metadata", "namespace")
+    name = _str(meta, "name", "namespace.metadata")
+    if not name:
+        raise ObjectError("namespace.metadata.name is missing")
+    return model.Namespace(name, _str_map(meta, "labels", "namespace.metadata"))

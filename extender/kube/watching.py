@@ -193,6 +193,9 @@ class ClusterFeed(Protocol):
     def replace_pods(self, pods: Sequence[model.Pod]) -> None: ...
     def apply_pod(self, pod: model.Pod) -> None: ...
     def remove_pod(self, pod: model.Pod) -> None: ...
+    def replace_namespaces(self, namespaces: Sequence[model.Namespace]) -> None: ...
+    def apply_namespace(self, namespace: model.Namespace) -> None: ...
+    def remove_namespace(self, namespace: model.Namespace) -> None: ...
     def replace_workloads(self, workloads: Sequence[gang.Workload]) -> None: ...
     def apply_workload(self, workload: gang.Workload) -> None: ...
     def remove_workload(self, workload: gang.Workload) -> None: ...
@@ -266,10 +269,19 @@ class KubeSource:
             loop=loop,
             handlers=Handlers(feed.replace_pods, feed.apply_pod, feed.remove_pod),
         )
+        namespaces: Reflector[model.Namespace] = Reflector(
+            resource="namespaces",
+            lister=_api_lister(core.list_namespace),
+            watcher=_api_watcher(core.list_namespace),
+            convert=objects.to_namespace,
+            loop=loop,
+            handlers=Handlers(feed.replace_namespaces, feed.apply_namespace, feed.remove_namespace),
+        )
         workloads = await loop.run_in_executor(self.connection.executor, self._workloads, loop)
-        self.reflectors = [r for r in (nodes, workloads, pods) if r is not None]
+        self.reflectors = [r for r in (nodes, namespaces, workloads, pods) if r is not None]
         try:
-            # Nodes and workloads first, so the pods listed next find their nodes and gangs.
+            # Nodes, namespaces and workloads first, so the pods listed next find their nodes,
+            # their namespace's labels and their gangs.
             for reflector in self.reflectors:
                 reflector.start()
                 await reflector.listed.wait()

@@ -163,6 +163,15 @@ class ExtenderService:
         self.gangs.observe(pod)
         self.queues.observe(pod)
 
+    def replace_namespaces(self, namespaces: Sequence[model.Namespace]) -> None:
+        self.queues.set_namespaces(namespaces)
+
+    def apply_namespace(self, namespace: model.Namespace) -> None:
+        self.queues.set_namespace(namespace)
+
+    def remove_namespace(self, namespace: model.Namespace) -> None:
+        self.queues.delete_namespace(namespace.name)
+
     def remove_pod(self, pod: model.Pod) -> None:
         self.state.delete_pod(pod.uid)
         self.gangs.forget(pod.uid)

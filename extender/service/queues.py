@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,9 +119,15 @@ class QueueManager:
         """The configuration source rejected a change (``error``), or accepted one ("")."""
         self.config_error = error
 
-    def set_namespace(self, name: str, labels: Mapping[str, str]) -> None:
-        self.namespaces[name] = labels
+    def set_namespaces(self, namespaces: Iterable[model.Namespace]) -> None:
+        """A fresh list of namespaces (after a relist)."""
+        self.namespaces = {ns.name: ns.labels for ns in namespaces}
         self._changed()
+
+    def set_namespace(self, namespace: model.Namespace) -> None:
+        if self.namespaces.get(namespace.name) != namespace.labels:
+            self.namespaces[namespace.name] = namespace.labels
+            self._changed()
 
     def delete_namespace(self, name: str) -> None:
         self.namespaces.pop(name, None)
@@ -257,6 +263,11 @@ class QueueManager:
                     why = f"waiting for gang {group.key}: {len(pods)}/{group.policy.min_count} pods"
             priorities = [self._priority(p) for p in pods]
             why = why or next((w for _, w in priorities if w), "")
+            if not why and any(p.requests_pods for p in pods):
+                why = (
+                    f"pod {next(p.key for p in pods if p.requests_pods)} requests the reserved "
+                    "resource pods; the queue counts pods itself"
+                )
             if why:
                 self.unqueued[key] = why
                 continue

@@ -417,3 +417,16 @@ def test_node_with_null_spec_and_status_has_nothing() -> None:
 def test_malformed_nodes_raise_object_error_naming_the_field(raw: object, message: str) -> None:
     with pytest.raises(objects.ObjectError, match=message):
         objects.to_node(raw)
+
+
+def test_a_spec_naming_the_pods_resource_is_flagged():
+    assert not builders.pod("plain", cpu="1").requests_pods
+    assert builders.pod("explicit", requests={"cpu": "1", "pods": "1"}).requests_pods
+    assert builders.pod("limits", limits={"pods": "1"}).requests_pods
+
+
+def test_namespaces_keep_their_labels():
+    ns = objects.to_namespace({"metadata": {"name": "team-a", "labels": {"team": "a"}}})
+    assert ns == model.Namespace("team-a", {"team": "a"})
+    with pytest.raises(objects.ObjectError, match="namespace.metadata.name is missing"):
+        objects.to_namespace({"metadata": {}})

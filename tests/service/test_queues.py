@@ -355,3 +355,26 @@ async def test_debug_queues_endpoint_serves_the_view(aiohttp_client):
     body = await response.json()
     assert body["clusterQueues"][0]["pending"][0]["workload"] == "pod/default/b"
     assert body["configError"] == ""
+
+
+async def test_namespace_selector_reads_the_watched_namespace_labels():
+    service, _, _ = make_service()
+    service.queues.configure(
+        config(**{"namespaceSelector: {}": "namespaceSelector: {matchLabels: {team: a}}"})
+    )
+    pod = queued("p")
+    assert await schedule(service, pod) == (
+        "queue default/user-queue: namespace default is not selected by ClusterQueue cluster-queue"
+    )
+    service.apply_namespace(model.Namespace("default", {"team": "a"}))
+    assert await schedule(service, pod) in ("n0", "n2")
+
+
+async def test_a_pod_that_requests_the_reserved_pods_resource_is_refused():
+    service, _, _ = make_service()
+    greedy = queued("greedy", requests={"cpu": "1", "pods": "2"})
+    assert greedy.requests_pods
+    assert await schedule(service, greedy) == (
+        "queue default/user-queue: pod default/greedy requests the reserved resource pods; "
+        "the queue counts pods itself"
+    )
