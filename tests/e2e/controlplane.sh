@@ -41,6 +41,9 @@ GOPATH_DIR="${ROOT}/go"
 BUILT=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 WHAT="cmd/kube-scheduler cmd/kube-apiserver cmd/kube-controller-manager cmd/kubectl"
 SOURCES_FILE=/etc/apt/sources.list.d/muster-bullseye-src.sources
+# Source patches applied before building; recorded in ${BIN}/.muster-patches so that binaries
+# built without them are rebuilt. See patch_reflect2.
+PATCHES="reflect2-go118"
 
 log() { printf '[controlplane.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -50,6 +53,11 @@ have_all_binaries() {
   for b in "${BUILT[@]}" etcd; do
     [[ -x "${BIN}/${b}" ]] || return 1
   done
+  patched_binaries
+}
+
+patched_binaries() {
+  [[ "$(cat "${BIN}/.muster-patches" 2>/dev/null)" == "${PATCHES}" ]]
 }
 
 as_root() {
@@ -125,7 +133,94 @@ fetch_source() {
   touch "${TREE}/.muster-unpacked"
 }
 
+# Kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, which declares
+# reflect.mapiterinit with its pre-Go-1.18 signature (returning the iterator). Built with
+# Go >= 1.18 (bookworm has 1.19) json-iterator's map encoder then crashes: kube-apiserver dies
+# with SIGSEGV (aeshashbody <- sortKeysMapEncoder <- objectmeta.GetObjectMeta) on the first
+# custom resource created, e.g. a muster.dev Workload. reflect2 v1.0.2 fixed it with
+# go_above_118.go/go_below_118.go and a full hiter struct; this makes the same change to the
+# vendored copy (idempotent).
+patch_reflect2() {
+  local dir="${TREE}/vendor/github.com/modern-go/reflect2"
+  [[ -f ${dir}/go_above_118.go ]] && return 0
+  log "patching vendored reflect2 v1.0.1 for Go >= 1.18 (the change of reflect2 v1.0.2)"
+  grep -q '^func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) \*hiter$' "${dir}/unsafe_link.go" \
+    || die "unexpected ${dir}/unsafe_link.go: cannot patch reflect2"
+  sed -i '/^\/\/ m escapes into the return value/,/^func mapiterinit/d' "${dir}/unsafe_link.go"
+  sed -i '/^type hiter struct {/,/^}/d' "${dir}/unsafe_link.go"
+  cat >>"${dir}/unsafe_link.go" <<'EOF'
+
+// A hash iteration structure: the layout of the runtime's hiter (Go 1.12 through 1.21).
+type hiter struct {
+	key         unsafe.Pointer
+	value       unsafe.Pointer
+	t           unsafe.Pointer
+	h           unsafe.Pointer
+	buckets     unsafe.Pointer
+	bptr        unsafe.Pointer
+	overflow    *[]unsafe.Pointer
+	oldoverflow *[]unsafe.Pointer
+	startBucket uintptr
+	offset      uint8
+	wrapped     bool
+	B           uint8
+	i           uint8
+	bucket      uintptr
+	checkBucket uintptr
+}
+EOF
+  sed -i '/^func (type2 \*UnsafeMapType) UnsafeIterate(obj unsafe.Pointer) MapIterator {$/,/^}/d' \
+    "${dir}/unsafe_map.go"
+  cat >"${dir}/go_below_118.go" <<'EOF'
+//go:build !go1.18
+// +build !go1.18
+
+package reflect2
+
+import "unsafe"
+
+// m escapes into the return value, but the caller of mapiterinit
+// doesn't let the return value escape.
+//go:noescape
+//go:linkname mapiterinit reflect.mapiterinit
+func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) (val *hiter)
+
+func (type2 *UnsafeMapType) UnsafeIterate(obj unsafe.Pointer) MapIterator {
+	return &UnsafeMapIterator{
+		hiter:      mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj)),
+		pKeyRType:  type2.pKeyRType,
+		pElemRType: type2.pElemRType,
+	}
+}
+EOF
+  cat >"${dir}/go_above_118.go" <<'EOF'
+//go:build go1.18
+// +build go1.18
+
+package reflect2
+
+import "unsafe"
+
+// m escapes into the return value, but the caller of mapiterinit
+// doesn't let the return value escape.
+//go:noescape
+//go:linkname mapiterinit reflect.mapiterinit
+func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer, it *hiter)
+
+func (type2 *UnsafeMapType) UnsafeIterate(obj unsafe.Pointer) MapIterator {
+	var it hiter
+	mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj), &it)
+	return &UnsafeMapIterator{
+		hiter:      &it,
+		pKeyRType:  type2.pKeyRType,
+		pElemRType: type2.pElemRType,
+	}
+}
+EOF
+}
+
 build_binaries() {
+  patch_reflect2
   mkdir -p "${GOPATH_DIR}/src/k8s.io"
   ln -sfn "${TREE}" "${GOPATH_DIR}/src/k8s.io/kubernetes"
   log "building ${WHAT} with $(go version | cut -d' ' -f3) (5-8 min on 2 cores; log: ${ROOT}/build.log)"
@@ -145,6 +240,7 @@ build_binaries() {
     [[ -x ${out}/${b} ]] || die "make finished but ${out}/${b} is missing; see ${ROOT}/build.log"
     cp -f "${out}/${b}" "${BIN}/${b}.tmp" && mv -f "${BIN}/${b}.tmp" "${BIN}/${b}"
   done
+  echo "${PATCHES}" >"${BIN}/.muster-patches"
 }
 
 link_etcd() {
@@ -169,6 +265,7 @@ cmd_build() {
   install_packages
   local b need_build=0
   for b in "${BUILT[@]}"; do [[ -x ${BIN}/${b} ]] || need_build=1; done
+  patched_binaries || need_build=1
   if [[ ${need_build} -eq 1 ]]; then
     fetch_source
     build_binaries
