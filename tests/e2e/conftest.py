@@ -5,6 +5,15 @@
   ``MUSTER_E2E_BUILD=0``, in which case the e2e tests are skipped.
 - ``e2e_namespace`` (function): a fresh namespace, force-emptied afterwards.
 - ``e2e_id`` (function): a short unique id for names and labels.
+- ``muster`` (session): ``muster serve`` as a subprocess against the control plane (the
+  project's Workload CRD installed first), behind a ``RecordingProxy`` (see harness.py).
+- ``schedulers`` (session): a ``SchedulerSwitch`` whose kube-scheduler calls that proxy.
+- ``extender`` (function): muster running (started again if a test left it dead) and the
+  scheduler on the shipped configuration; yields an ``Extender`` bundle.
+- ``nodes`` (function): a ``NodeSet`` of Node objects labelled for this test only.
+
+When an e2e test fails, the last lines of every component's log are attached to its report,
+and with them muster's log and the proxy's last calls.
 
 When an e2e test fails, the last lines of every component's log are attached to its report.
 """
@@ -15,15 +24,19 @@ import os
 import secrets
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import controlplane  # noqa: E402
+import harness  # noqa: E402
 
 _STATE: dict[str, controlplane.ControlPlane] = {}
+_MUSTER: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +93,69 @@ def e2e_namespace(control_plane: controlplane.ControlPlane, e2e_id: str) -> Iter
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
+@pytest.fixture(scope="session")
+def muster(control_plane: controlplane.ControlPlane) -> Iterator[harness.MusterProcess]:
+    """muster watching the control plane. The Workload CRD goes in first: muster looks for a
+    served Workload API once, at start."""
+    control_plane.kubectl("apply", "-f", str(harness.WORKLOAD_CRD))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/workloads.muster.dev", "--timeout=30s"
+    )
+    process = harness.MusterProcess(control_plane)
+    proxy = harness.RecordingProxy(process.port).start()
+    _MUSTER.update(process=process, proxy=proxy)
+    try:
+        process.start()
+        yield process
+    finally:
+        _MUSTER.clear()
+        process.stop()
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def schedulers(
+    control_plane: controlplane.ControlPlane, muster: harness.MusterProcess
+) -> Iterator[harness.SchedulerSwitch]:
+    switch = harness.SchedulerSwitch(control_plane, _MUSTER["proxy"].url)
+    try:
+        yield switch
+    finally:
+        switch.stop()
+
+
+@dataclass
+class Extender:
+    """What an extender test works with."""
+
+    cp: controlplane.ControlPlane
+    muster: harness.MusterProcess
+    proxy: harness.RecordingProxy
+    schedulers: harness.SchedulerSwitch
+
+
+@pytest.fixture
+def extender(
+    control_plane: controlplane.ControlPlane,
+    muster: harness.MusterProcess,
+    schedulers: harness.SchedulerSwitch,
+) -> Extender:
+    if not muster.alive():  # a failed restart test may have left it dead
+        muster.start()
+    schedulers.use("shipped")
+    _MUSTER["proxy"].delays.clear()
+    return Extender(control_plane, muster, _MUSTER["proxy"], schedulers)
+
+
+@pytest.fixture
+def nodes(control_plane: controlplane.ControlPlane, e2e_id: str) -> Iterator[harness.NodeSet]:
+    node_set = harness.NodeSet(control_plane, e2e_id)
+    try:
+        yield node_set
+    finally:
+        node_set.remove()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     outcome = yield
@@ -87,3 +163,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     cp = _STATE.get("cp")
     if rep.failed and cp is not None and "control_plane" in getattr(item, "fixturenames", ()):
         rep.sections.append((f"control plane logs ({cp.workdir / 'logs'})", cp.all_log_tails(30)))
+    process, proxy = _MUSTER.get("process"), _MUSTER.get("proxy")
+    if rep.failed and process is not None and "muster" in getattr(item, "fixturenames", ()):
+        rep.sections.append((f"muster log ({process.log_path})", process.log_tail(60)))
+        rep.sections.append(("extender calls through the proxy (last 30)", proxy.summary(30)))
