@@ -284,7 +284,7 @@ class Imitation:
             found = self._scan(shape, start, total, count)
         done = (found[-1] - start) % total + 1 if len(found) == count else total
         self._next_start = (start + done) % total
-        return [names[i] for i in found]
+        return list(map(names.__getitem__, found))
 
     def _scan(
         self, shape: tuple[tuple[str, int], ...], start: int, total: int, count: int

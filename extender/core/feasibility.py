@@ -10,8 +10,12 @@ nodes) checks, not O(nodes).
 The answer is built from node *names* with set operations and C-level maps: when every offered
 node is judged and none is rejected, filter answers the offered list itself, so a full hit does
 no per-node Python work.  Node states are looked up (by the caller's ``judge``/``score``) only
-for nodes that must be judged.  Entries live in an LRU of bounded size.  Pure: the caller
-passes the names and the functions that judge them.
+for nodes that must be judged.
+
+A signature gets an entry the second time filter sees it, so pods that share their signature
+with no other pod (every pod distinct) cost no more than without a cache; prioritize uses the
+entry filter made.  Entries live in an LRU of bounded size.  Pure: the caller passes the names
+and the functions that judge them.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ class Stats:
     partial_hits: int = 0
     """Lookups that recomputed some nodes."""
     misses: int = 0
-    """Lookups for a signature with no entry."""
+    """Lookups for a signature with no entry (or an empty one)."""
     rechecked: int = 0
-    """Nodes recomputed in partial hits and misses."""
+    """Nodes computed in partial hits and misses."""
     evictions: int = 0
 
 
@@ -86,16 +90,28 @@ class FeasibilityCache:
     def __init__(self, *, max_signatures: int = 128) -> None:
         self.stats = Stats()
         self._entries = _Entries(max_signatures, self.stats)
+        # Signatures filter saw once and has no entry for (insertion order, bounded).
+        self._sighted: dict[Hashable, None] = {}
+        self._max_sighted = 4 * max_signatures
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _entry(self, signature: Hashable, view: cluster.ClusterState) -> tuple[_Entry, bool]:
+    def _entry(
+        self, signature: Hashable, view: cluster.ClusterState, *, admit: bool
+    ) -> _Entry | None:
         """The signature's entry with the results of every node changed since its last use
-        dropped (O(changes), not O(nodes))."""
+        dropped (O(changes), not O(nodes)).  Without one, None; with ``admit``, a new entry
+        if the signature was sighted before (else it is sighted now)."""
         entry = self._entries.get(signature)
-        existed = entry is not None
         if entry is None:
+            if not admit:
+                return None
+            if self._sighted.pop(signature, False) is False:
+                if len(self._sighted) >= self._max_sighted:
+                    del self._sighted[next(iter(self._sighted))]
+                self._sighted[signature] = None
+                return None
             entry = self._entries[signature] = _Entry()
         elif entry.valid_at != view.generation:
             changed = view.changed_since(entry.valid_at)
@@ -104,7 +120,7 @@ class FeasibilityCache:
             else:
                 entry.forget(changed)
         entry.valid_at = view.generation
-        return entry, existed
+        return entry
 
     def filter(
         self,
@@ -119,7 +135,16 @@ class FeasibilityCache:
 
         ``judge`` may raise for a name that is not a node of the view; nothing is cached
         for it."""
-        entry, existed = self._entry(signature, view)
+        entry = self._entry(signature, view, admit=True)
+        if entry is None or not entry.judged:  # nothing to reuse: judge as without a cache
+            answer = predicates.sort(names, judge)
+            if entry is not None:
+                entry.judged.update(names)
+                entry.failed.update(answer.failed)
+                entry.unresolvable.update(answer.unresolvable)
+                entry.rejected.update(answer.failed, answer.unresolvable)
+            self._count(miss=True, rechecked=len(names))
+            return answer
         judged = entry.judged
         fresh: Set[str] = set() if judged.issuperset(names) else set(names) - judged
         for name in fresh:
@@ -131,7 +156,7 @@ class FeasibilityCache:
                     entry.unresolvable[name] = verdict.reason
                 else:
                     entry.failed[name] = verdict.reason
-        self._count(existed, len(fresh))
+        self._count(miss=False, rechecked=len(fresh))
         rejected = entry.rejected
         if rejected.isdisjoint(names):
             return predicates.Sorted(names, {}, {})
@@ -151,29 +176,36 @@ class FeasibilityCache:
         *,
         view: cluster.ClusterState,
     ) -> list[tuple[str, int]]:
-        """``(name, score)`` for each of ``names``, computing only nodes new or changed.
+        """``(name, score)`` for each of ``names``, computing only nodes new or changed (in
+        the signature's entry, made by ``filter``).
 
         ``score`` may raise for a name that is not a node of the view; nothing is cached
         for it."""
-        entry, existed = self._entry(signature, view)
+        entry = self._entry(signature, view, admit=False)
+        if entry is None or not entry.scores:  # nothing to reuse
+            answer = [(name, score(name)) for name in names]
+            if entry is not None:
+                entry.scores.update(zip(names, answer, strict=True))
+            self._count(miss=True, rechecked=len(names))
+            return answer
         known = entry.scores
         try:
             answer = list(map(known.__getitem__, names))
         except KeyError:
             pass
         else:
-            self._count(existed, 0)
+            self._count(miss=False, rechecked=0)
             return answer
         fresh = {name for name in names if name not in known}
         for name in fresh:
             known[name] = (name, score(name))
-        self._count(existed, len(fresh))
+        self._count(miss=False, rechecked=len(fresh))
         return list(map(known.__getitem__, names))
 
-    def _count(self, existed: bool, rechecked: int) -> None:
+    def _count(self, *, miss: bool, rechecked: int) -> None:
         stats = self.stats
         stats.rechecked += rechecked
-        if not existed:
+        if miss:
             stats.misses += 1
         elif rechecked:
             stats.partial_hits += 1

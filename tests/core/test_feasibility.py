@@ -46,8 +46,9 @@ def test_identical_pods_rejudge_only_the_node_that_changed():
     rec = Recorder(view, cpu="3")
     names = list(view.nodes)
 
-    first = _filter(cache, rec, names)
-    assert sorted(rec.asked) == sorted(names) and first.passed == names
+    for _ in range(2):  # sighted, then given an entry: both judge every node
+        assert _filter(cache, rec, names).passed == names
+    assert sorted(rec.asked) == sorted(names * 2)
     view.claim("p1", "n7", rec.pod.requests)
     rec.asked.clear()
     second = _filter(cache, rec, names)
@@ -58,18 +59,39 @@ def test_identical_pods_rejudge_only_the_node_that_changed():
     _filter(cache, rec, names)
     assert rec.asked == []
     stats = cache.stats
-    assert (stats.misses, stats.partial_hits, stats.hits, stats.rechecked) == (1, 1, 1, 101)
+    assert (stats.misses, stats.partial_hits, stats.hits, stats.rechecked) == (2, 1, 1, 201)
+
+
+def test_a_signature_seen_once_gets_no_entry():
+    """Pods that share their signature with no other pod cost what they cost uncached."""
+    view = _view(3)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view)
+    for sig in ("a", "b", "c"):
+        assert _filter(cache, rec, ["n0", "n1"], sig).passed == ["n0", "n1"]
+        assert cache.scores(sig, ["n1"], rec.score, view=view) == [("n1", 7)]
+    assert len(cache) == 0 and cache.stats.misses == 6
+    _filter(cache, rec, ["n0"], "b")
+    assert len(cache) == 1
+
+
+def _warm(cache: feasibility.FeasibilityCache, rec: Recorder, names: list[str]) -> None:
+    """Give the signature an entry that has judged ``names``."""
+    for _ in range(2):
+        _filter(cache, rec, names)
+    rec.asked.clear()
 
 
 def test_a_full_hit_with_nothing_rejected_answers_the_offered_list_itself():
     view = _view(10)
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view, cpu="1")
-    _filter(cache, rec, list(view.nodes))
+    _warm(cache, rec, list(view.nodes))
     offered = ["n3", "n1", "n2"]
     answer = _filter(cache, rec, offered)
     assert answer.passed is offered
     assert (answer.failed, answer.unresolvable) == ({}, {})
+    assert rec.asked == []
 
 
 def test_rejections_are_sorted_by_whether_preemption_can_help():
@@ -79,12 +101,12 @@ def test_rejections_are_sorted_by_whether_preemption_can_help():
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view, cpu="1")
     offered = ["n3", "n2", "n1", "n0"]
-    for _ in range(2):  # judged, then from the entry
+    for _ in range(3):  # judged (sighted), judged (entry made), then from the entry
         answer = _filter(cache, rec, offered)
         assert answer.passed == ["n3", "n0"]
         assert answer.failed == {"n2": "Insufficient cpu"}
         assert answer.unresolvable == {"n1": predicates.REASON_UNSCHEDULABLE}
-    assert sorted(rec.asked) == ["n0", "n1", "n2", "n3"]
+    assert sorted(rec.asked) == sorted(offered * 2)
 
 
 def test_a_node_that_frees_up_is_passed_again():
@@ -92,6 +114,7 @@ def test_a_node_that_frees_up_is_passed_again():
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view, cpu="3")
     view.claim("other", "n0", {"cpu": 2000})
+    _warm(cache, rec, ["n0", "n1"])
     assert _filter(cache, rec, ["n0", "n1"]).passed == ["n1"]
     view.release("other")
     answer = _filter(cache, rec, ["n0", "n1"])
@@ -102,6 +125,7 @@ def test_scores_are_computed_once_per_node_and_generation():
     view = _view(5)
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view)
+    _warm(cache, rec, [])
     assert cache.scores("sig", ["n1", "n0"], rec.score, view=view) == [("n1", 7), ("n0", 7)]
     assert cache.scores("sig", ["n0", "n2", "n1"], rec.score, view=view) == [
         ("n0", 7),
@@ -117,7 +141,7 @@ def test_a_name_the_caller_cannot_judge_is_not_cached():
     view = _view(2)
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view)
-    for _ in range(2):
+    for _ in range(3):
         with pytest.raises(KeyError):
             cache.filter("sig", ["n0", "ghost"], rec.judge, view=view)
         with pytest.raises(KeyError):
@@ -132,7 +156,7 @@ def test_a_truncated_change_log_drops_the_whole_entry():
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view)
     names = list(view.nodes)
-    _filter(cache, rec, names)
+    _warm(cache, rec, names)
     for i in range(10):
         view.claim(f"c{i}", "n0", {"cpu": 1})
     rec.asked.clear()
@@ -145,5 +169,6 @@ def test_the_lru_evicts_and_counts_it():
     cache = feasibility.FeasibilityCache(max_signatures=2)
     rec = Recorder(view)
     for sig in ("a", "b", "c"):
-        _filter(cache, rec, ["n0"], sig)
+        for _ in range(2):
+            _filter(cache, rec, ["n0"], sig)
     assert len(cache) == 2 and cache.stats.evictions == 1
