@@ -89,6 +89,9 @@ class MusterProcess:
             env.pop(k.upper(), None)
         env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
         env["PYTHONUNBUFFERED"] = "1"
+        # The control plane's kubeconfigs skip TLS verification (self-signed, loopback); keep
+        # urllib3's warning about that out of muster's log, which failure reports show.
+        env["PYTHONWARNINGS"] = "ignore:Unverified HTTPS request"
         self._proc = _Proc("muster", argv, self.log_path, env, REPO)
 
         def ready() -> bool:
@@ -558,12 +561,3 @@ def namespace(cp: ControlPlane, name: str) -> Iterator[str]:
             check=False,
         )
         cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@contextlib.contextmanager
-def raw_connection(port: int) -> Iterator[socket.socket]:
-    s = socket.create_connection((LOOPBACK, port), timeout=10)
-    try:
-        yield s
-    finally:
-        s.close()
