@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from extender import simulation  # noqa: E402
@@ -78,6 +76,7 @@ def queue_config(count: int, cpu_each: int) -> queues.QueueConfig:
 
 
 def pod(i: int, queue: int) -> object:
+    hours, minutes, seconds = i // 3600 % 24, i // 60 % 60, i % 60
     return objects.to_pod(
         {
             "metadata": {
@@ -85,7 +84,7 @@ def pod(i: int, queue: int) -> object:
                 "namespace": "bench",
                 "uid": f"uid-{i}",
                 "resourceVersion": "1",
-                "creationTimestamp": f"2025-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                "creationTimestamp": f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}Z",
                 "labels": {queues.QUEUE_LABEL: f"lq-{queue}"},
             },
             "spec": {
