@@ -6,7 +6,8 @@
 - ``e2e_namespace`` (function): a fresh namespace, force-emptied afterwards.
 - ``e2e_id`` (function): a short unique id for names and labels.
 - ``muster`` (session): ``muster serve`` as a subprocess against the control plane (the
-  project's Workload CRD installed first), behind a ``RecordingProxy`` (see harness.py).
+  project's Workload CRD installed first), behind a ``RecordingProxy`` (see harness.py), with
+  ``--queues`` on an initially empty file that queue tests rewrite (muster reloads it).
 - ``schedulers`` (session): a ``SchedulerSwitch`` whose kube-scheduler calls that proxy.
 - ``extender`` (function): muster running (started again if a test left it dead) and the
   scheduler on the shipped configuration; yields an ``Extender`` bundle.
@@ -14,8 +15,6 @@
 
 When an e2e test fails, the last lines of every component's log are attached to its report,
 and with them muster's log and the proxy's last calls.
-
-When an e2e test fails, the last lines of every component's log are attached to its report.
 """
 
 from __future__ import annotations
@@ -101,9 +100,11 @@ def muster(control_plane: controlplane.ControlPlane) -> Iterator[harness.MusterP
     control_plane.kubectl(
         "wait", "--for=condition=Established", "crd/workloads.muster.dev", "--timeout=30s"
     )
-    process = harness.MusterProcess(control_plane)
+    queues_file = control_plane.workdir / "queues.yaml"
+    queues_file.write_text("")
+    process = harness.MusterProcess(control_plane, extra_args=["--queues", str(queues_file)])
     proxy = harness.RecordingProxy(process.port).start()
-    _MUSTER.update(process=process, proxy=proxy)
+    _MUSTER.update(process=process, proxy=proxy, queues_file=queues_file)
     try:
         process.start()
         yield process
@@ -132,6 +133,7 @@ class Extender:
     muster: harness.MusterProcess
     proxy: harness.RecordingProxy
     schedulers: harness.SchedulerSwitch
+    queues_file: Path
 
 
 @pytest.fixture
@@ -144,7 +146,7 @@ def extender(
         muster.start()
     schedulers.use("shipped")
     _MUSTER["proxy"].delays.clear()
-    return Extender(control_plane, muster, _MUSTER["proxy"], schedulers)
+    return Extender(control_plane, muster, _MUSTER["proxy"], schedulers, _MUSTER["queues_file"])
 
 
 @pytest.fixture
