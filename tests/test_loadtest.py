@@ -141,3 +141,19 @@ def test_a_captured_pod_is_the_template(tmp_path: Path) -> None:
     assert "nodeName" not in pod["spec"]
     assert requests["cpu"] == 3000 and requests["memory"] == 2**30 + 3
     assert workloads.load_templates(tmp_path / "none").pod_source == "built-in template"
+
+
+def test_the_in_process_measurement_runs_cache_on_and_off(tmp_path: Path) -> None:
+    out = tmp_path / "inprocess.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "loadtest" / "inprocess.py"), "--scenario", "churn",
+         "--nodes", "50", "--pods", "40", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    for side in ("on", "off"):
+        assert doc["median"][side]["pods_bound"] > 0
+        assert doc["median"][side]["errors"] == 0
+        assert doc["median"][side]["service_filter_prioritize_ms_per_pod"] > 0
+    assert "service_filter_prioritize_ms_per_pod_off_over_on" in doc["ratios"]

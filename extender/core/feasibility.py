@@ -196,7 +196,7 @@ class FeasibilityCache:
         else:
             self._count(miss=False, rechecked=0)
             return answer
-        fresh = {name for name in names if name not in known}
+        fresh = set(names).difference(known)
         for name in fresh:
             known[name] = (name, score(name))
         self._count(miss=False, rechecked=len(fresh))

@@ -13,32 +13,45 @@ def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-async def filter_(request: web.Request) -> web.Response:
-    service = request.app[keys.SERVICE]
-    args = wire.read_extender_args(await request.read(), "filter")
+# The verbs' answers from body bytes to body bytes, apart from aiohttp: the handlers below
+# wrap them, and the in-process load test (loadtest/inprocess.py) calls them directly.
+
+
+def answer_filter(service: service_mod.ExtenderService, body: bytes) -> bytes:
+    args = wire.read_extender_args(body, "filter")
     pod = service.pod_from_wire(args.pod, spec_key=args.pod_spec_key)
     outcome = service.filter(pod, args.node_names, node_objects=args.node_objects)
-    return _json(wire.filter_result(outcome, args))
+    return wire.filter_result(outcome, args)
 
 
-async def prioritize(request: web.Request) -> web.Response:
-    service = request.app[keys.SERVICE]
-    args = wire.read_extender_args(await request.read(), "prioritize")
+def answer_prioritize(service: service_mod.ExtenderService, body: bytes) -> bytes:
+    args = wire.read_extender_args(body, "prioritize")
     pod = service.pod_from_wire(args.pod, spec_key=args.pod_spec_key)
     scores = service.prioritize(pod, args.node_names, node_objects=args.node_objects)
-    return _json(wire.host_priorities(scores))
+    return wire.host_priorities(scores)
 
 
-async def bind(request: web.Request) -> web.Response:
-    service = request.app[keys.SERVICE]
-    args = wire.read_binding_args(await request.read())
+async def answer_bind(service: service_mod.ExtenderService, body: bytes) -> bytes:
+    args = wire.read_binding_args(body)
     try:
         await service.bind(
             namespace=args.pod_namespace, name=args.pod_name, uid=args.pod_uid, node_name=args.node
         )
     except service_mod.BindError as exc:
-        return _json(wire.binding_result(str(exc)))
-    return _json(wire.binding_result())
+        return wire.binding_result(str(exc))
+    return wire.binding_result()
+
+
+async def filter_(request: web.Request) -> web.Response:
+    return _json(answer_filter(request.app[keys.SERVICE], await request.read()))
+
+
+async def prioritize(request: web.Request) -> web.Response:
+    return _json(answer_prioritize(request.app[keys.SERVICE], await request.read()))
+
+
+async def bind(request: web.Request) -> web.Response:
+    return _json(await answer_bind(request.app[keys.SERVICE], await request.read()))
 
 
 async def preempt(request: web.Request) -> web.Response:
