@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from extender.kube import binding, notifying
 from extender.kube import client as kube_client
 from tests import builders
 
+TLS = Path(__file__).parent / "tls"
+"""A self-signed certificate for 127.0.0.1 (valid until 2126) and an unrelated CA."""
 CREATED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
 
@@ -48,10 +52,7 @@ class FakeAPI:
         return len({s.peer for s in self.seen})
 
 
-@pytest.fixture
-def api() -> Iterator[FakeAPI]:
-    fake = FakeAPI()
-
+def serve(fake: FakeAPI, *, tls: bool = False) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive
 
@@ -87,12 +88,49 @@ def api() -> Iterator[FakeAPI]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(TLS / "server.pem", TLS / "server-key.pem")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    fake.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    return server
+
+
+@pytest.fixture
+def api() -> Iterator[FakeAPI]:
+    fake = FakeAPI()
+    server = serve(fake)
     yield fake
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def tls_api() -> Iterator[FakeAPI]:
+    fake = FakeAPI()
+    server = serve(fake, tls=True)
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+def kubeconfig(tmp_path: Path, server: str, ca: Path) -> str:
+    path = tmp_path / "kubeconfig"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "fake", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
+        "users": [{"name": "muster", "user": {"token": "secret"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "muster"}}],
+        "current-context": "fake",
+    }
+    path.write_text(json.dumps(doc))
+    return str(path)
 
 
 @pytest.fixture
@@ -187,3 +225,31 @@ def test_event_body_is_a_core_v1_event_about_the_pod():
     assert body["metadata"] == {"generateName": "w-0.", "namespace": "ml"}
     assert body["type"] == "Warning" and len(body["message"]) == 1024
     assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-01-02T03:04:05Z"
+
+
+async def test_over_tls_the_pool_reuses_connections_and_still_verifies_the_server(
+    tls_api, tmp_path
+):
+    connection = kube_client.connect(
+        kubeconfig=kubeconfig(tmp_path, tls_api.url, TLS / "server.pem")
+    )
+    binder = binding.KubeBinder(connection)
+    for i in range(20):
+        binder._bind(builders.pod(f"p{i}", uid=f"u{i}"), "n1")
+    assert tls_api.connections == 1
+    pods = [builders.pod(f"q{i}", uid=f"v{i}") for i in range(200)]
+    await asyncio.gather(*(binder.bind(pod, "n1") for pod in pods))
+    assert len(tls_api.seen) == 220
+    assert tls_api.connections <= kube_client.API_THREADS
+    assert tls_api.seen[0].headers["authorization"] == "Bearer secret"
+    connection.executor.shutdown()
+
+
+def test_a_server_certificate_from_another_ca_is_still_refused(tls_api, tmp_path):
+    connection = kube_client.connect(
+        kubeconfig=kubeconfig(tmp_path, tls_api.url, TLS / "other-ca.pem")
+    )
+    with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+        binding.KubeBinder(connection)._bind(builders.pod("p", uid="u"), "n1")
+    assert tls_api.seen == []
+    connection.executor.shutdown()
