@@ -100,6 +100,11 @@ class ExtenderService:
         )
         self.gangs.may_place = self.queues.may_place
         self.gangs.constrain = self.queues.constrain
+        self.gangs.capacity_freed = self._retry_turned_away
+        # Pods whose last filter passed no node for lack of room (uid -> pod).
+        self._turned_away: cachetools.LRUCache[str, model.Pod] = cachetools.LRUCache(
+            maxsize=settings.remembered_pods
+        )
         # uid -> (resourceVersion, pod): converting a pod once per version, and the pod a
         # bind call refers to (the watch may not have delivered it yet).
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
@@ -272,7 +277,20 @@ class ExtenderService:
         _FILTER_PASSED.inc(len(outcome.passed))
         _FILTER_FAILED.inc(len(outcome.failed))
         _FILTER_UNRESOLVABLE.inc(len(outcome.unresolvable))
+        if outcome.passed or not outcome.failed:
+            self._turned_away.pop(pod.uid, None)
+        else:
+            self._turned_away[pod.uid] = pod
         return outcome
+
+    def _retry_turned_away(self) -> None:
+        """Capacity that muster held was let go (a gang's reservation): the pods it turned away
+        for lack of room are retried now, not after the scheduler's unschedulable timeout (no
+        cluster event tells the scheduler about muster's reservations)."""
+        if self._turned_away:
+            pods = list(self._turned_away.values())
+            self._turned_away.clear()
+            self.notifier.nudge(pods)
 
     def _judge(
         self,
@@ -366,9 +384,17 @@ class ExtenderService:
         if group is not None:
             await self._bind_member(group, pod, node_name)
             return
-        # 1. account the pod at once so the next filter sees the node fuller;
+        # 1. re-check the fit: the scheduler filters the next pod before this bind arrives, so
+        #    two pods may have passed muster's filter on the same last free room;
+        state = self.state.nodes[node_name]
+        misfit = predicates.check(self.queues.constrain(pod), state.node, state.used)
+        if misfit is not None:
+            metrics.binds.labels("refused").inc()
+            self._turned_away[pod.uid] = pod
+            raise BindError(f"pod {pod.key} no longer fits {node_name}: {misfit.reason}")
+        # 2. account the pod at once so the next filter sees the node fuller;
         self.state.assume(pod, node_name)
-        # 2. create the binding; 3. undo the accounting if that failed.
+        # 3. create the binding; 4. undo the accounting if that failed.
         try:
             await self.binder.bind(pod, node_name)
         except Exception as exc:

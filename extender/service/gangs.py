@@ -101,6 +101,8 @@ class GangCoordinator:
         """Whether a member's workload may take capacity yet (quota admission decides)."""
         self.constrain: Callable[[model.Pod], model.Pod] = lambda pod: pod
         """A member as placement must see it (with its admitted flavor's node labels)."""
+        self.capacity_freed: Callable[[], None] = lambda: None
+        """Called when a reservation is let go, so pods turned away for room can retry."""
         state.on_bound_change(self._bound_changed)
         state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
         for phase in Phase:
@@ -147,7 +149,13 @@ class GangCoordinator:
             return
         group.members.pop(uid, None)
         group.bound.discard(uid)
-        if uid in group.plan:
+        if uid in group.plan and group.gate and uid not in group.gate:
+            # Others wait at the gate: keep their places, plan a replacement for this one.
+            self.state.release(reservation_key(uid))
+            del group.plan[uid]
+            self.capacity_freed()
+            self.notifier.nudge([p for p in self._pending(group) if p.uid not in group.plan])
+        elif uid in group.plan:
             self._release(group)
         if not group.members:
             self._cancel_timer(group)
@@ -214,6 +222,8 @@ class GangCoordinator:
                 )
             if not group.plan:
                 self._plan_in_order(group, exclude=pod)
+            elif self._placed(group) < policy.min_count:
+                self._plan(group, exclude=pod)  # a planned member left: plan its replacement
             if not group.plan:
                 return self._wait(group, node_names, group.reason, Phase.UNPLACEABLE)
             if pod.uid not in group.plan:
@@ -244,9 +254,18 @@ class GangCoordinator:
             self.notifier.event(pod, reason=event, message=reason, warning=warning)
 
     def _to_place(self, group: Group) -> list[model.Pod]:
-        """The earliest pending members that, with the bound ones, complete minCount."""
-        pending = sorted(self._pending(group), key=lambda p: (p.created, p.name))
-        return pending[: max(0, group.policy.min_count - len(group.bound))]
+        """The earliest pending members that, with the bound and planned ones, complete
+        minCount."""
+        pending = sorted(
+            (p for p in self._pending(group) if p.uid not in group.plan),
+            key=lambda p: (p.created, p.name),
+        )
+        return pending[: max(0, group.policy.min_count - self._placed(group))]
+
+    @staticmethod
+    def _placed(group: Group) -> int:
+        """Members bound, being bound, or planned."""
+        return len(group.bound | group.plan.keys())
 
     def _plan_in_order(self, group: Group, *, exclude: model.Pod) -> None:
         """Plan waiting gangs in queue order (priority, then age) up to and including ``group``,
@@ -286,9 +305,11 @@ class GangCoordinator:
             return
         for pod in to_place:
             self.state.claim(reservation_key(pod.uid), result.nodes[pod.uid], pod.requests)
-        group.plan = dict(result.nodes)
-        group.domain = result.domain
-        self._arm(group, now + group.policy.timeout_seconds)
+        completing = bool(group.plan)
+        group.plan.update(result.nodes)
+        if not completing:
+            group.domain = result.domain
+            self._arm(group, now + group.policy.timeout_seconds)
         self._set_phase(
             group,
             Phase.PLANNED,
@@ -345,9 +366,12 @@ class GangCoordinator:
     # -- reservations and deadlines ---------------------------------------------------------
 
     def _release(self, group: Group) -> None:
+        held = bool(group.plan)
         for uid in group.plan:
             self.state.release(reservation_key(uid))
         group.plan.clear()
+        if held:
+            self.capacity_freed()
         group.domain = ""
         if not group.gate:
             self._cancel_timer(group)

@@ -123,7 +123,7 @@ def test_a_pod_larger_than_any_node_stays_pending_with_musters_reason(
     harness.wait_muster_sees_nodes(cp, extender.muster)
     mark = extender.proxy.mark()
 
-    for i in range(3):  # one at a time: see the xfail test below for pods back to back
+    for i in range(3):  # one at a time (pods back to back: the test below)
         create(cp, ns, pod(f"fits-{i}", nodes.selector, cpu="1"))
         bound(cp, ns, i + 1)
     create(cp, ns, pod("no-room-left", nodes.selector, cpu="1"))
@@ -144,16 +144,6 @@ def test_a_pod_larger_than_any_node_stays_pending_with_musters_reason(
     assert_bound_through_bind_verb(extender, ns, where, mark)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="muster bug: muster counts a pod on its node only from the bind call on (or the "
-    "watch), but kube-scheduler filters the next pod as soon as it has chosen a node for the "
-    "previous one, before that pod's bind call (the binding cycle runs in its own goroutine). "
-    "When only muster checks resources (NodeResourcesFit disabled, an extended resource the "
-    "scheduler ignores, or a gang reservation), pods scheduled back to back all pass muster's "
-    "filter on the same last free slot and bind refuses nothing: with bind calls 0.5 s behind, "
-    "3 pods of 1 cpu were bound to a 2-cpu node. The bind verb should re-check the fit.",
-)
 def test_pods_scheduled_back_to_back_never_overcommit_a_node_muster_alone_checks(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:

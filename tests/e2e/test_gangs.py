@@ -305,15 +305,6 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
     wait_all_bound(cp, ns, ["after-release"], 5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="muster bug: a pod that muster's filter turned away because a gang's reservation "
-    "held the capacity (FailedNodes 'Insufficient cpu') is not retried when the gang times "
-    "out and the reservation is released. The scheduler sees no cluster event (the failed "
-    "binds only make it forget its assumed pods), so kube-scheduler 1.20 leaves the pod in its "
-    "unschedulable queue for up to 60 s. muster nudges only gang members; it should also nudge "
-    "the pods it rejected for capacity that a released reservation frees.",
-)
 def test_a_pod_turned_away_by_a_gang_reservation_is_retried_when_the_gang_times_out(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
@@ -331,25 +322,16 @@ def test_a_pod_turned_away_by_a_gang_reservation_is_retried_when_the_gang_times_
     )
     reply = extender.proxy.for_pod("turned-away", "filter", mark, answered=True)[-1].reply
     assert reply["NodeNames"] == [] and "Insufficient cpu" in reply["FailedNodes"].values()
+    assert placements(cp, ns)["turned-away"] == ""  # while the gang holds the room
     binds = [extender.proxy.for_pod(n, "bind", mark)[0] for n in members("held")[:-1]]
     wait_until(lambda: all(c.finished for c in binds), 20, 0.1, "the gang's deadline")
     released = time.monotonic()
-    assert placements(cp, ns)["turned-away"] == ""
     wait_until(
         lambda: placements(cp, ns)["turned-away"], 5, 0.1, "turned-away bound after the release"
     )
     assert time.monotonic() - released <= 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="muster bug: when a planned member that never reached bind is deleted while the other "
-    "7 wait at the bind gate, GangCoordinator.forget() releases the plan but keeps the gate; the "
-    "replacement is planned alone (the members at the gate count as bound through their assumed "
-    "placements), so the gate (8 waiting) never matches the plan (1 member) and the gang stalls "
-    "until its deadline, then backs off. Seen: bound 30 s after the replacement with a 20 s "
-    "deadline, the binds failing with 'timed out after 20s: 8/1 planned member(s) reached bind'.",
-)
 def test_a_member_replaced_while_the_others_wait_at_bind_completes_the_gang(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:

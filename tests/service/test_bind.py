@@ -1,0 +1,71 @@
+"""The bind verb as the last check: a pod that no longer fits is refused, and pods turned away
+for room that muster held are retried when it lets the room go."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from extender.core import gang
+from extender.service import BindError
+from tests import builders
+from tests.service.test_gangs import make_service, member, names
+
+
+async def test_two_pods_that_passed_filter_on_the_last_room_cannot_both_bind():
+    service, _, binder = make_service(nodes=1, cpu="4")
+    first, second = (builders.pod(n, uid=n, cpu="3") for n in ("first", "second"))
+    for pod in (first, second):
+        service.apply_pod(pod)
+        assert service.filter(pod, ["n0"]).passed == ["n0"]  # the scheduler filters both first
+    await service.bind(namespace="default", name="first", uid="first", node_name="n0")
+    with pytest.raises(BindError, match="pod default/second no longer fits n0: Insufficient cpu"):
+        await service.bind(namespace="default", name="second", uid="second", node_name="n0")
+    assert binder.calls == ["first"]
+    assert service.state.snapshot_used()["n0"]["cpu"] == 3000
+
+
+async def test_pods_turned_away_by_a_reservation_are_retried_when_it_is_released():
+    service, notifier, _ = make_service(nodes=2, timeout=0.05, cpu="4")
+    gang_pods = [member(n, cpu="4", min_count=2) for n in "ab"]
+    for pod in gang_pods:
+        service.apply_pod(pod)
+    service.filter(gang_pods[0], names(service))  # planned: both nodes reserved
+    plain = builders.pod("plain", uid="plain", cpu="1")
+    service.apply_pod(plain)
+    turned_away = service.filter(plain, names(service))
+    assert turned_away.passed == [] and set(turned_away.failed.values()) == {"Insufficient cpu"}
+    assert "plain" not in notifier.nudged
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    with pytest.raises(BindError, match="timed out"):
+        await asyncio.wait_for(
+            service.bind(namespace="default", name="a", uid="a", node_name=group.plan["a"]), 1
+        )
+    assert "plain" in notifier.nudged
+    assert service.filter(plain, names(service)).passed
+
+
+async def test_a_member_replaced_while_the_others_wait_at_the_gate_completes_the_gang():
+    service, _, binder = make_service(timeout=30)
+    a, b, c = (member(n) for n in "abc")
+    for pod in (a, b, c):
+        service.apply_pod(pod)
+    service.filter(a, names(service))
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    waiting = [
+        asyncio.create_task(
+            service.bind(namespace="default", name=p.name, uid=p.uid, node_name=group.plan[p.uid])
+        )
+        for p in (a, b)
+    ]
+    await asyncio.sleep(0.01)
+    service.remove_pod(c)  # never reached bind; its Job makes a replacement
+    assert set(group.plan) == {"a", "b"}
+    d = member("d")
+    service.apply_pod(d)
+    outcome = service.filter(d, names(service))
+    assert outcome.passed == [group.plan["d"]]
+    await service.bind(namespace="default", name="d", uid="d", node_name=outcome.passed[0])
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert sorted(binder.calls) == ["a", "b", "d"]
