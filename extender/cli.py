@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         "labelled kueue.x-k8s.io/queue-name are admitted by these quotas (reloaded on change)",
     )
     serve.add_argument(
+        "--replicate-labels",
+        default="",
+        metavar="KEYS",
+        help="pod label keys copied into workload records (GET /debug/workloads), comma separated",
+    )
+    serve.add_argument(
         "--max-body-mb",
         type=float,
         default=64.0,
@@ -122,6 +128,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         feasibility_cache=not args.no_feasibility_cache,
         topology_keys=tuple(k.strip() for k in args.topology_keys.split(",") if k.strip()),
         queues_file=args.queues,
+        replicate_labels=tuple(k.strip() for k in args.replicate_labels.split(",") if k.strip()),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,

@@ -61,6 +61,9 @@ class Settings:
     to admit queued pods by; polled for changes every ``queues_poll_seconds``.  None: every
     pod bypasses quota."""
 
+    replicate_labels: tuple[str, ...] = ()
+    """Pod label keys copied into each workload's record (``GET /debug/workloads``)."""
+
     queues_poll_seconds: float = 1.0
     """How often the queues file is checked for changes."""
 

@@ -90,6 +90,8 @@ class Workload:
     namespace: str
     name: str
     pod_groups: Mapping[str, PodGroupPolicy]
+    active: bool = True
+    """``spec.active`` (false: the workload is deactivated, see ``core.lifecycle``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,10 @@ class Pod:
     resource_version: str = ""
     workload_ref: WorkloadRef | None = None
     scheduling_group: str = ""
+    ready: bool = False
+    """``status.conditions`` has Ready=True (the kubelet's readiness)."""
+    owner: tuple[str, str] | None = None
+    """The controlling owner's (kind, name), e.g. ``("Job", "train")``."""
     requests_pods: bool = False
     """The spec itself requests the ``pods`` resource (``requests`` counts it as 1 anyway);
     Kueue reserves that name for its own pod count, so a queued pod doing this is refused."""

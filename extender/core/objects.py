@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from extender.core import gang, model, resources
+from extender.core import gang, lifecycle, model, resources
 
 
 class ObjectError(ValueError):
@@ -327,6 +327,23 @@ def _requests_pods(spec: Mapping[str, Any]) -> bool:
     return any(isinstance(listed, dict) and resources.PODS in listed for listed in lists)
 
 
+def _is_ready(status: Mapping[str, Any]) -> bool:
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (kind, name) of the owner reference marked ``controller: true``."""
+    for ref in meta.get("ownerReferences") or ():
+        if isinstance(ref, dict) and ref.get("controller"):
+            kind, name = ref.get("kind"), ref.get("name")
+            if isinstance(kind, str) and isinstance(name, str):
+                return kind, name
+    return None
+
+
 def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
     """Convert a raw v1.Pod (as the scheduler sends it or a watch delivers it).
 
@@ -363,6 +380,8 @@ def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
         workload_ref=spec.workload_ref,
         scheduling_group=spec.scheduling_group,
         requests_pods=spec.requests_pods,
+        ready=_is_ready(status),
+        owner=_controller(meta),
     )
 
 
@@ -393,10 +412,14 @@ def to_workload(raw: object) -> gang.Workload:
             groups[_str(item, "name", where)] = gang.PodGroupPolicy(gang=True, min_count=min_count)
         else:
             groups[_str(item, "name", where)] = gang.PodGroupPolicy(gang=False)
+    spec = _dict(raw, "spec", "workload")
+    annotations = _str_map(meta, "annotations", "workload.metadata")
+    active = spec.get("active", True) is not False and lifecycle.is_active(annotations)
     return gang.Workload(
         namespace=_str(meta, "namespace", "workload.metadata", "default"),
         name=name,
         pod_groups=groups,
+        active=active,
     )
 
 

@@ -28,6 +28,8 @@ class Workload:
     created: float
     pods: tuple[model.Pod, ...]
     """The pods admitted together (their requests are summed)."""
+    pinned: Mapping[str, str] = field(default_factory=dict)
+    """resource -> the only flavor it may get (an elastic workload's new slice)."""
     requests: Mapping[str, int] = field(init=False)
     shape: Hashable = field(init=False)
     """What quota assignment reads: equal shapes get equal answers from the same book."""
@@ -39,7 +41,8 @@ class Workload:
             for p in self.pods
         )
         object.__setattr__(self, "requests", requests)
-        object.__setattr__(self, "shape", (tuple(sorted(requests.items())), constraints))
+        pinned = tuple(sorted(self.pinned.items()))
+        object.__setattr__(self, "shape", (tuple(sorted(requests.items())), constraints, pinned))
 
     def order(self) -> tuple[int, float, str]:
         """Queue order: higher priority first, then older, then by key."""
@@ -123,7 +126,7 @@ def cycle(
         known = tried.get(key)
         if known is not None and known[0] == admissions:
             return known[1]
-        choice = quota.assign(cq, workload.requests, workload.pods, book)
+        choice = quota.assign(cq, workload.requests, workload.pods, book, pinned=workload.pinned)
         tried[key] = (admissions, choice)
         return choice
 

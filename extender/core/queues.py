@@ -1,6 +1,7 @@
 """Kueue's queue objects: ResourceFlavor, ClusterQueue, LocalQueue, WorkloadPriorityClass.
 
-Users bring Kueue's own YAML (``kueue.x-k8s.io/v1beta1`` or ``v1beta2``); ``parse`` turns the
+Users bring Kueue's own YAML (``kueue.x-k8s.io/v1beta1`` or ``v1beta2``, plus optionally
+Kueue's controller ``Configuration`` for its ``waitForPodsReady`` section); ``parse`` turns the
 documents into one frozen ``QueueConfig`` or raises ``ConfigError`` naming the object and the
 field.  Fields Kueue has and muster does not act on (fair sharing, admission checks, flavor
 fungibility) are accepted and ignored, so existing manifests load unchanged.  Pure: no I/O.
@@ -9,14 +10,16 @@ fungibility) are accepted and ignored, so existing manifests load unchanged.  Pu
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from extender.core import model, resources
+from extender.core import lifecycle, model, resources
 
 API_GROUP = "kueue.x-k8s.io"
 API_VERSIONS = ("v1beta1", "v1beta2")
+CONFIG_API_GROUP = "config.kueue.x-k8s.io"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -171,6 +174,9 @@ class QueueConfig:
     local_queues: Mapping[tuple[str, str], LocalQueue] = field(default_factory=dict)
     """By (namespace, name)."""
     priority_classes: Mapping[str, WorkloadPriorityClass] = field(default_factory=dict)
+    wait_for_pods_ready: lifecycle.WaitForPodsReady = field(
+        default_factory=lifecycle.WaitForPodsReady
+    )
 
     def cohort_members(self, cohort: str) -> list[ClusterQueue]:
         if not cohort:
@@ -418,6 +424,55 @@ def _priority_class(raw: Mapping[str, Any], name: str) -> WorkloadPriorityClass:
     return WorkloadPriorityClass(name, value)
 
 
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration(value: object, where: str) -> float:
+    """Seconds in a Go duration (``"5m"``, ``"1h30m"``, ``"90s"``) or a plain number."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value and _DURATION.sub("", value) == "":
+        return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value))
+    raise ConfigError(f"{where}: {value!r} is not a duration such as 5m or 300s")
+
+
+def _wait_for_pods_ready(doc: Mapping[str, Any]) -> lifecycle.WaitForPodsReady:
+    r = _Reader("Configuration")
+    raw = r.obj(doc, "waitForPodsReady", "")
+    if not raw:
+        return lifecycle.WaitForPodsReady()
+    where = "waitForPodsReady"
+    enabled = raw.get("enable", True)
+    if not isinstance(enabled, bool):
+        raise r.fail(f"{where}.enable", "must be true or false")
+    strategy = r.obj(raw, "requeuingStrategy", where)
+    at = f"{where}.requeuingStrategy"
+
+    def number(key: str, default: float | None) -> float | None:
+        value = strategy.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise r.fail(f"{at}.{key}", f"must be a non-negative number, got {value!r}")
+        return float(value)
+
+    limit = number("backoffLimitCount", None)
+    defaults = lifecycle.WaitForPodsReady()
+    return lifecycle.WaitForPodsReady(
+        enabled=enabled,
+        timeout=duration(raw.get("timeout", "5m"), f"Configuration: {where}.timeout"),
+        recovery_timeout=(
+            duration(raw["recoveryTimeout"], f"Configuration: {where}.recoveryTimeout")
+            if raw.get("recoveryTimeout") is not None
+            else None
+        ),
+        backoff_base=number("backoffBaseSeconds", defaults.backoff_base) or 0.0,
+        backoff_max=number("backoffMaxSeconds", defaults.backoff_max) or 0.0,
+        backoff_limit=int(limit) if limit is not None else None,
+    )
+
+
 def parse(documents: Iterable[object]) -> QueueConfig:
     """Build a configuration from Kueue objects (YAML documents already loaded; ``None``
     documents and ``kind: List`` wrappers are accepted).  Raises ``ConfigError``."""
@@ -425,6 +480,7 @@ def parse(documents: Iterable[object]) -> QueueConfig:
     cluster_queues: dict[str, ClusterQueue] = {}
     local_queues: dict[tuple[str, str], LocalQueue] = {}
     priority_classes: dict[str, WorkloadPriorityClass] = {}
+    wait_for_pods_ready = lifecycle.WaitForPodsReady()
 
     def items() -> Iterable[tuple[int, Mapping[str, Any]]]:
         for index, doc in enumerate(documents, start=1):
@@ -448,6 +504,9 @@ def parse(documents: Iterable[object]) -> QueueConfig:
         meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = meta.get("name") if isinstance(meta.get("name"), str) else ""
         what = f"{kind} {name}" if name else f"document {index} ({kind})"
+        if group == CONFIG_API_GROUP and kind == "Configuration":
+            wait_for_pods_ready = _wait_for_pods_ready(doc)
+            continue
         if group != API_GROUP or version not in API_VERSIONS:
             raise ConfigError(
                 f"{what}: apiVersion {api!r} is not {API_GROUP}/{' or '.join(API_VERSIONS)}"
@@ -483,4 +542,4 @@ def parse(documents: Iterable[object]) -> QueueConfig:
                         f"ClusterQueue {cq.name}: spec.resourceGroups[{i}].flavors[{j}].name: "
                         f"ResourceFlavor {fq.flavor!r} is not defined"
                     )
-    return QueueConfig(flavors, cluster_queues, local_queues, priority_classes)
+    return QueueConfig(flavors, cluster_queues, local_queues, priority_classes, wait_for_pods_ready)

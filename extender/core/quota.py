@@ -214,10 +214,13 @@ def assign(
     requests: resources.ResourceList,
     pods: Sequence[model.Pod],
     book: QuotaBook,
+    *,
+    pinned: Mapping[str, str] | None = None,
 ) -> Assignment:
     """Pick a flavor per resource group, walking each group's flavors in order (Kueue's
     defaults: a flavor that fits, with or without borrowing, ends the search; one that fits only
-    by preempting is remembered and the next flavor is tried)."""
+    by preempting is remembered and the next flavor is tried).  ``pinned`` (resource -> flavor)
+    leaves only that flavor to a group covering the resource."""
     wanted = quota_request(cq, requests)
     for name in wanted:
         if cq.group_of(name) is None:
@@ -234,7 +237,10 @@ def assign(
             continue
         chosen: str = ""
         preemptible: str = ""
+        only = next((pinned[n] for n in names if pinned and n in pinned), None)
         for fq in group.flavors:
+            if only is not None and fq.flavor != only:
+                continue
             flavor = config.flavors.get(fq.flavor)
             conflict = (
                 next((c for c in (flavor_conflict(flavor, p) for p in pods) if c), "")

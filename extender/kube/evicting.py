@@ -1,21 +1,20 @@
 """Evicting pods through the Eviction API (``pods/eviction``), as Kueue's preemption does.
 
-The API server answers with 429 when a PodDisruptionBudget forbids the eviction now; that is
-raised like any other failure and the caller's next cycle tries again.  ``policy/v1`` Eviction
-is served from Kubernetes 1.22; older API servers get ``policy/v1beta1``.
+The API server answers 429 while a PodDisruptionBudget forbids the eviction; that is raised
+like any other failure and the caller's next cycle tries again.  ``policy/v1`` Eviction is
+served from Kubernetes 1.22 on; older API servers get ``policy/v1beta1``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
 
 from kubernetes import client
 
 from extender.core import model
 from extender.kube.binding import api_error_message
-from extender.kube.client import Connection
+from extender.kube.client import Connection, namespaced_path, request
 
 VERSIONS = ("policy/v1", "policy/v1beta1")
 
@@ -28,8 +27,7 @@ class KubeEvictor:
         self._version = VERSIONS[0]
 
     def _evict(self, pod: model.Pod) -> None:
-        # Typed for the V1Eviction model; we send the raw body and read the raw response.
-        core: Any = self.connection.core
+        path = namespaced_path(pod.namespace, "pods", pod.name, "eviction")
         for version in VERSIONS[VERSIONS.index(self._version) :]:
             body = {
                 "apiVersion": version,
@@ -37,23 +35,16 @@ class KubeEvictor:
                 "metadata": {"name": pod.name, "namespace": pod.namespace},
             }
             try:
-                response = core.create_namespaced_pod_eviction(
-                    pod.name, pod.namespace, body, _preload_content=False
-                )
+                request(self.connection, "POST", path, body)
+                return
             except client.ApiException as exc:
-                if (
-                    exc.status in (400, 404)
-                    and version != VERSIONS[-1]
-                    and ("policy/v1" in (exc.body or "") or "no kind" in (exc.body or ""))
-                ):
+                unknown_kind = exc.status in (400, 404) and "no kind" in (exc.body or "")
+                if unknown_kind and version != VERSIONS[-1]:
                     self._version = VERSIONS[VERSIONS.index(version) + 1]
                     continue
                 if exc.status == 404:
                     return  # already gone
                 raise RuntimeError(api_error_message(exc)) from None
-            response.read()
-            response.release_conn()
-            return
 
     async def evict(self, pod: model.Pod, *, reason: str) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from extender.core import model
@@ -64,6 +64,9 @@ class KubeNotifier:
         for pod in pods:
             self.connection.executor.submit(self._nudge, pod)
 
+    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
+        self.connection.executor.submit(self._annotate, pod, dict(annotations))
+
     def _event(self, pod: model.Pod, reason: str, message: str, warning: bool) -> None:
         body = event_body(
             pod,
@@ -77,6 +80,21 @@ class KubeNotifier:
             request(self.connection, "POST", namespaced_path(pod.namespace, "events"), body)
         except Exception as exc:  # an Event is best effort
             log.debug("event %s on %s not recorded: %s", reason, pod.key, exc)
+
+    def _annotate(self, pod: model.Pod, annotations: dict[str, str]) -> None:
+        # An empty value removes the annotation (a merge patch with null).
+        values = {k: (v if v else None) for k, v in annotations.items()}
+        patch = {"metadata": {"annotations": values}}
+        try:
+            request(
+                self.connection,
+                "PATCH",
+                namespaced_path(pod.namespace, "pods", pod.name),
+                patch,
+                content_type="application/merge-patch+json",
+            )
+        except Exception as exc:  # the pod may be gone; the record stays in memory
+            log.debug("annotating %s failed: %s", pod.key, exc)
 
     def _nudge(self, pod: model.Pod) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")

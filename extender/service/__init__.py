@@ -97,6 +97,7 @@ class ExtenderService:
             evictor=evictor,
             node_labels=self._node_labels,
             clock=clock,
+            replicate_labels=settings.replicate_labels,
         )
         self.gangs.may_place = self.queues.may_place
         self.gangs.constrain = self.queues.constrain
@@ -188,9 +189,11 @@ class ExtenderService:
                 self.gangs.delete_workload(*key)
         for workload in workloads:
             self.gangs.set_workload(workload)
+            self.queues.workload_changed(workload)
 
     def apply_workload(self, workload: gang.Workload) -> None:
         self.gangs.set_workload(workload)
+        self.queues.workload_changed(workload)
 
     def remove_workload(self, workload: gang.Workload) -> None:
         self.gangs.delete_workload(workload.namespace, workload.name)

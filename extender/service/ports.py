@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,6 +30,10 @@ class Notifier(Protocol):
     def nudge(self, pods: Sequence[model.Pod]) -> None:
         """Touch the pods (an annotation patch) so kube-scheduler retries them at once."""
 
+    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
+        """Set annotations on the pod (an empty value removes one): state that must outlive
+        the process."""
+
 
 class QuietNotifier:
     """A notifier for clusters nobody watches (the simulation): it only counts."""
@@ -37,6 +41,7 @@ class QuietNotifier:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
         self.nudged = 0
+        self.annotated = 0
 
     def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
         if len(self.events) < 10000:
@@ -44,6 +49,9 @@ class QuietNotifier:
 
     def nudge(self, pods: Sequence[model.Pod]) -> None:
         self.nudged += len(pods)
+
+    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
+        self.annotated += 1
 
 
 Clock = Callable[[], float]

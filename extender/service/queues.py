@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extender import metrics
-from extender.core import gang, model, queueing, queues, quota
+from extender.core import gang, lifecycle, model, queueing, queues, quota
 from extender.service.gangs import GangCoordinator
 from extender.service.ports import Clock, Evictor, Notifier
+from extender.service.workloads import Lifecycles
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Admission:
     """uids of the pods charged to it."""
     evicting: str = ""
     """Why it is being evicted (preempted, drained); empty while it runs."""
+    finished: int = 0
+    """Pods that finished (succeeded or failed) while it was admitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,14 @@ class Verdict:
 
     pod: model.Pod
     reason: str = ""
+
+
+SLICE_SUFFIX = "#grown"
+"""Marks the pending workload of the pods an admitted elastic Job added."""
+
+
+def _elastic(pod: model.Pod) -> bool:
+    return pod.annotations.get(lifecycle.ELASTIC_ANNOTATION, "").lower() == "true"
 
 
 def _fold(text: str) -> str:
@@ -77,6 +88,8 @@ class QueueManager:
         evictor: Evictor | None,
         node_labels: Callable[[str], Mapping[str, str] | None],
         clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        replicate_labels: tuple[str, ...] = (),
     ) -> None:
         self.gangs = gangs
         self.notifier = notifier
@@ -94,6 +107,9 @@ class QueueManager:
         """Workloads that cannot be queued yet (no quorum, unknown queue ...) and why."""
         self.namespaces: dict[str, Mapping[str, str]] = {}
         self._workload_of: dict[str, str] = {}
+        """uid -> the pending workload a pod waits in (for ``explain``)."""
+        self._record_of: dict[str, str] = {}
+        """uid -> the lifecycle record a pod belongs to."""
         self._preemptors: dict[str, set[str]] = {}
         """Preemptor workload -> victim workloads still being evicted."""
         self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}
@@ -103,6 +119,13 @@ class QueueManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self.config_error = ""
         """Why the last change of the configuration source was rejected (empty: none)."""
+        self.lifecycle = Lifecycles(
+            notifier=notifier,
+            evict=self._evict,
+            changed=self._changed,
+            wall=wall,
+            replicate_labels=replicate_labels,
+        )
         metrics.queues.reading = self.reading
 
     # -- configuration and namespaces -------------------------------------------------------
@@ -110,6 +133,7 @@ class QueueManager:
     def configure(self, config: queues.QueueConfig) -> None:
         """Put a new configuration in force; usage already charged stays charged."""
         self.config = config
+        self.lifecycle.policy = config.wait_for_pods_ready
         self.book = quota.QuotaBook(config)
         for charge in self.charges.values():
             self.book.add(charge.cluster_queue, charge.usage)
@@ -151,7 +175,7 @@ class QueueManager:
                 self.forget(pod.uid)
             return
         if pod.terminated or pod.deleting:
-            self.forget(pod.uid)
+            self.forget(pod.uid, finished=pod.terminated)
             return
         known = self.pods.get(pod.uid)
         self.pods[pod.uid] = pod
@@ -159,22 +183,53 @@ class QueueManager:
             self._changed()
         if pod.node_name and pod.uid not in self.charges:
             self._charge_bound(pod)
+        key = self._lifecycle_key(pod)
+        self._record_of[pod.uid] = key
+        self.lifecycle.observe(key, pod, admitted=pod.uid in self.charges)
+        if key.startswith("gang/"):
+            workload = self.gangs.workloads.get((pod.namespace, key.split("/")[2]))
+            if workload is not None:
+                self.lifecycle.workload_object(key, workload.active)
 
-    def forget(self, uid: str) -> None:
-        """A queued pod finished or is gone: release what it was charged."""
+    def workload_changed(self, workload: gang.Workload) -> None:
+        """A Workload object changed (its ``spec.active`` may have)."""
+        prefix = f"gang/{workload.namespace}/{workload.name}/"
+        for key in [k for k in self.lifecycle.records if k.startswith(prefix)]:
+            self.lifecycle.workload_object(key, workload.active)
+
+    def _lifecycle_key(self, pod: model.Pod) -> str:
+        """The record a pod belongs to: its admission's, else the workload it would join."""
+        charge = self.charges.get(pod.uid)
+        return charge.workload if charge is not None else self._workload_key(pod)
+
+    def forget(self, uid: str, *, finished: bool = False) -> None:
+        """A queued pod finished (``finished``) or is gone: release what it was charged (at
+        once, so waiting workloads start sooner: Kueue's dynamic reclaim)."""
         self.pods.pop(uid, None)
         self._effective.pop(uid, None)
         self._told.pop(uid, None)
         self._workload_of.pop(uid, None)
+        key = self._record_of.pop(uid, None)
         charge = self.charges.pop(uid, None)
         if charge is not None:
             self.book.remove(charge.cluster_queue, charge.usage)
             admission = self.admissions.get(charge.workload)
+            if finished:
+                self.lifecycle.finished_pod(charge.workload)
+                if admission is not None:
+                    admission.finished += 1
+            elif charge.workload.startswith("job/") and admission and not admission.evicting:
+                self.lifecycle.shrank(charge.workload)
             if admission is not None:
                 admission.pods.discard(uid)
                 if not admission.pods:
                     del self.admissions[charge.workload]
                     self._victim_gone(charge.workload)
+                    self.lifecycle.released(
+                        charge.workload, finished=admission.finished > 0 and not admission.evicting
+                    )
+        if key is not None:
+            self.lifecycle.gone(key, uid)
         self._changed()
 
     def _charge_bound(self, pod: model.Pod) -> None:
@@ -219,6 +274,8 @@ class QueueManager:
     # -- workloads --------------------------------------------------------------------------
 
     def _workload_key(self, pod: model.Pod) -> str:
+        if pod.owner is not None and pod.owner[0] == "Job" and _elastic(pod):
+            return f"job/{pod.namespace}/{pod.owner[1]}"
         member = gang.membership(pod)
         if member is not None:
             group = self.gangs.groups.get(member.key)
@@ -251,8 +308,9 @@ class QueueManager:
         out = []
         for key, pods in grouped.items():
             first = min(pods, key=lambda p: (p.created, p.name))
+            pending_key = f"{key}{SLICE_SUFFIX}" if key in self.admissions else key
             for pod in pods:
-                self._workload_of[pod.uid] = key
+                self._workload_of[pod.uid] = pending_key
             why = ""
             if key.startswith("gang/"):
                 member = gang.membership(first)
@@ -268,17 +326,31 @@ class QueueManager:
                     f"pod {next(p.key for p in pods if p.requests_pods)} requests the reserved "
                     "resource pods; the queue counts pods itself"
                 )
+            if (
+                not why
+                and key.startswith("job/")
+                and lifecycle.MIN_PARALLELISM_ANNOTATION in (first.annotations)
+            ):
+                why = (
+                    f"an elastic Job ({lifecycle.ELASTIC_ANNOTATION}) cannot use partial "
+                    f"admission ({lifecycle.MIN_PARALLELISM_ANNOTATION}): remove one of them"
+                )
+            why = why or self.lifecycle.holds(key)
             if why:
-                self.unqueued[key] = why
+                self.unqueued[pending_key] = why
                 continue
+            admission = self.admissions.get(key)
+            # An admitted elastic Job that grew: a new slice for the added pods, in the
+            # flavors the workload already has.
             out.append(
                 queueing.Workload(
-                    key=key,
+                    key=pending_key,
                     namespace=first.namespace,
                     queue=self.queue_of(first),
                     priority=max(p for p, _ in priorities),
                     created=first.created,
                     pods=tuple(sorted(pods, key=lambda p: (p.created, p.name))),
+                    pinned=admission.flavors if admission else {},
                 )
             )
         return out
@@ -339,10 +411,12 @@ class QueueManager:
         for workload, cq_name, assignment in decisions.admitted:
             # The cycle charged the whole workload; record it pod by pod.
             self.book.remove(cq_name, assignment.usage)
+            key = workload.key.removesuffix(SLICE_SUFFIX)
+            grown = key in self.admissions
             admission = self.admissions.setdefault(
-                workload.key,
+                key,
                 Admission(
-                    key=workload.key,
+                    key=key,
                     namespace=workload.namespace,
                     local_queue=workload.queue,
                     cluster_queue=cq_name,
@@ -355,6 +429,11 @@ class QueueManager:
             cq = self.config.cluster_queues[cq_name]
             for pod in workload.pods:
                 self._charge(admission, pod, cq)
+                self._record_of[pod.uid] = key
+            if grown:
+                self.lifecycle.grew(key, len(workload.pods))
+            else:
+                self.lifecycle.admitted(key, workload.namespace)
             self._preemptors.pop(workload.key, None)
             flavors = ", ".join(sorted(set(assignment.flavors.values()))) or "no flavor"
             message = f"admitted by ClusterQueue {cq_name} in {flavors}"
@@ -366,11 +445,12 @@ class QueueManager:
         for preemptor, victims in decisions.preemptions:
             self._preemptors[preemptor.key] = {v.key for v in victims}
             for victim in victims:
-                self._evict(
-                    victim.key,
+                message = (
                     f"preempted to admit {preemptor.key} "
-                    f"(priority {preemptor.priority}) in ClusterQueue {victim.cluster_queue}",
+                    f"(priority {preemptor.priority}) in ClusterQueue {victim.cluster_queue}"
                 )
+                self._evict(victim.key, message)
+                self.lifecycle.evicted(victim.key, lifecycle.Reason.PREEMPTED, message)
                 metrics.queue_preemptions.labels(victim.cluster_queue).inc()
         previous, self.pending = self.pending, decisions.pending
         changed = {
@@ -415,7 +495,9 @@ class QueueManager:
             if (cq is not None and cq.stop_policy is drain) or (
                 local is not None and local.stop_policy is drain
             ):
-                self._evict(admission.key, "drained: its queue is stopped with HoldAndDrain")
+                message = "drained: its queue is stopped with HoldAndDrain"
+                self._evict(admission.key, message)
+                self.lifecycle.evicted(admission.key, lifecycle.Reason.DRAINED, message)
 
     def _evict(self, key: str, reason: str) -> None:
         admission = self.admissions.get(key)

@@ -36,6 +36,7 @@ def make_app(
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/debug/queues", debug.queues)
+    app.router.add_get("/debug/workloads", debug.workloads)
     if source is not None:
         app.cleanup_ctx.append(_run_in_background(source))
     return app

@@ -4,7 +4,7 @@ deadlines, the elastic tail, restarts and preemption."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -21,12 +21,16 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
         self.nudged: list[str] = []
+        self.annotated: list[tuple[str, dict[str, str]]] = []
 
     def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
         self.events.append((pod.name, reason, message))
 
     def nudge(self, pods: Sequence[model.Pod]) -> None:
         self.nudged.extend(p.name for p in pods)
+
+    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
+        self.annotated.append((pod.name, dict(annotations)))
 
 
 class FlakyBinder(simulation.SimulatedBinder):

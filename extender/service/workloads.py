@@ -1,0 +1,416 @@
+"""Workload lifecycle: one record per workload (a gang, an elastic Job, or a queued pod) from
+first sight to finish, with Kueue's rules on top of admission.
+
+The queue manager tells ``Lifecycles`` what happens (a pod seen, a workload admitted, evicted,
+finished); ``Lifecycles`` keeps the record, posts Events, persists what must survive a restart
+as annotations on the workload's pods, and asks back (``evict``, ``changed``) when a rule fires:
+
+* ``muster.dev/active: "false"`` (pods or Workload object) evicts and never requeues; ``"true"``
+  queues it again with a fresh requeue state.
+* ``waitForPodsReady``: admitted pods not all Ready within the timeout (or not Ready again
+  within the recovery timeout) are evicted and the workload waits ``backoff`` before it may be
+  admitted again; past ``backoffLimitCount`` requeues it is deactivated instead.
+* ``kueue.x-k8s.io/max-exec-time-seconds``: time admitted, summed over admissions, beyond the
+  limit deactivates the workload (and the sum starts again from zero).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import cachetools
+
+from extender.core import lifecycle, model
+from extender.service.ports import Clock, Notifier
+
+log = logging.getLogger(__name__)
+
+Status = lifecycle.Status
+Reason = lifecycle.Reason
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+class Lifecycles:
+    """Every workload's record, and the timers of the admitted ones."""
+
+    def __init__(
+        self,
+        *,
+        notifier: Notifier,
+        evict: Callable[[str, str], None],
+        changed: Callable[[], None],
+        wall: Clock = time.time,
+        jitter: Callable[[], float] = random.random,
+        replicate_labels: Iterable[str] = (),
+        forgotten: int = 10000,
+    ) -> None:
+        self.notifier = notifier
+        self.evict = evict
+        self.changed = changed
+        self.wall = wall
+        self.jitter = jitter
+        self.replicate_labels = tuple(replicate_labels)
+        self.policy = lifecycle.WaitForPodsReady()
+        self.records: dict[str, lifecycle.Record] = {}
+        self.pods: dict[str, dict[str, model.Pod]] = {}
+        """Live pods of each workload (uid -> pod)."""
+        # Records of workloads without pods that carry state worth keeping (requeued,
+        # deactivated): their pods come back when a controller recreates them.
+        self._resting: cachetools.LRUCache[str, lifecycle.Record] = cachetools.LRUCache(forgotten)
+        self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+
+    # -- what the queue manager tells ------------------------------------------------------
+
+    def record(self, key: str, namespace: str) -> lifecycle.Record:
+        found = self.records.get(key)
+        if found is None:
+            found = self._resting.pop(key, None) or lifecycle.Record(key, namespace)
+            self.records[key] = found
+        return found
+
+    def observe(self, key: str, pod: model.Pod, *, admitted: bool) -> None:
+        """A live pod of workload ``key``: restore persisted state from it, follow its
+        ``muster.dev/active`` annotation and readiness, and persist onto it."""
+        record = self.record(key, pod.namespace)
+        members = self.pods.setdefault(key, {})
+        new = pod.uid not in members
+        members[pod.uid] = pod
+        if new:
+            record.restore(pod.annotations)
+            for label in self.replicate_labels:
+                if label in pod.labels:
+                    record.labels[label] = pod.labels[label]
+        explicit = pod.annotations.get(lifecycle.ACTIVE_ANNOTATION, "").strip().lower()
+        if explicit == "false" and record.active and not record.deactivation:
+            self._deactivate(record, Reason.DEACTIVATED, f"{lifecycle.ACTIVE_ANNOTATION} is false")
+        elif explicit == "true" and not record.active:
+            self._activate(record)
+        elif new and record.deactivation and record.active:
+            record.active = False  # restored from a pod after a restart
+        if new and (record.requeue.count or record.accumulated or not record.active):
+            self._persist(record, [pod])
+        if admitted:
+            self._readiness(record)
+
+    def workload_object(self, key: str, active: bool) -> None:
+        """The Workload object of a gang says ``spec.active`` (or the annotation)."""
+        record = self.records.get(key)
+        if record is None:
+            return
+        if not active and record.active:
+            self._deactivate(record, Reason.DEACTIVATED, "the Workload object is inactive")
+        elif active and not record.active and record.deactivation.startswith("the Workload"):
+            self._activate(record)
+
+    def gone(self, key: str, uid: str) -> None:
+        members = self.pods.get(key)
+        if members is not None:
+            members.pop(uid, None)
+            if not members:
+                del self.pods[key]
+                record = self.records.get(key)
+                if record is not None and record.admitted_at is None:
+                    self._rest(key)
+
+    def holds(self, key: str) -> str:
+        """Why the workload may not be admitted now (empty: it may)."""
+        record = self.records.get(key)
+        if record is None:
+            return ""
+        if not record.active:
+            return f"workload deactivated: {record.deactivation}"
+        now = self.wall()
+        if record.requeue.requeue_at > now:
+            return (
+                f"requeued {record.requeue.count} time(s) after PodsReady timeout; waiting "
+                f"until {_stamp(record.requeue.requeue_at)} "
+                f"({record.requeue.requeue_at - now:.0f}s)"
+            )
+        return ""
+
+    def grew(self, key: str, added: int) -> None:
+        """An admitted elastic workload got quota for ``added`` more pods: a new slice, with
+        the same flavor, replaces the old one."""
+        record = self.records.get(key)
+        if record is None:
+            return
+        record.slice += 1
+        record.admitted_count += added
+        message = f"slice {record.slice - 1} replaced by slice {record.slice} (+{added} pods)"
+        record.condition("SliceReplaced", True, Reason.REPLACED, message, now=self.wall())
+        self._event_all(record, "WorkloadSliceReplaced", f"{message}, same flavor")
+
+    def shrank(self, key: str) -> None:
+        """A pod of an admitted elastic workload went away: the count shrinks in place."""
+        record = self.records.get(key)
+        if record is not None and record.admitted_count:
+            record.admitted_count -= 1
+
+    def admitted(self, key: str, namespace: str) -> None:
+        """Quota was reserved for the workload's pods."""
+        record = self.record(key, namespace)
+        now = self.wall()
+        record.status = Status.ADMITTED
+        record.admitted_at = now
+        record.ready_at = None
+        record.reclaimed = 0
+        record.admitted_count = len(self.pods.get(key, {}))
+        record.slice = max(record.slice, 1)
+        record.condition("QuotaReserved", True, "QuotaReserved", "quota reserved", now=now)
+        record.condition("Admitted", True, "Admitted", "admitted", now=now)
+        record.condition("Evicted", False, "Admitted", "", now=now)
+        self._arm(record)
+        self._readiness(record)
+
+    def evicted(self, key: str, reason: Reason, message: str) -> None:
+        """The workload's pods are being evicted (preemption, draining, or a rule here)."""
+        record = self.records.get(key)
+        if record is None:
+            return
+        now = self.wall()
+        self._stop_clock(record, now)
+        record.status = Status.EVICTED
+        record.condition("Evicted", True, reason, message, now=now)
+        record.condition("Admitted", False, reason, message, now=now)
+        record.condition("QuotaReserved", False, reason, message, now=now)
+        self._persist(record)
+
+    def finished_pod(self, key: str) -> None:
+        """A pod of an admitted workload succeeded or failed: its quota went back already."""
+        record = self.records.get(key)
+        if record is not None:
+            record.reclaimed += 1
+
+    def released(self, key: str, *, finished: bool) -> None:
+        """No pod of the workload holds quota any more."""
+        record = self.records.get(key)
+        if record is None:
+            return
+        now = self.wall()
+        self._stop_clock(record, now)
+        if finished and record.status is Status.ADMITTED:
+            record.status = Status.FINISHED
+            record.condition("Finished", True, "Succeeded", "every pod finished", now=now)
+        elif record.status in (Status.ADMITTED, Status.EVICTED):
+            record.status = Status.PENDING if record.active else Status.DEACTIVATED
+        self._cancel(key)
+        if key not in self.pods:
+            self._rest(key)
+
+    # -- rules ------------------------------------------------------------------------------
+
+    def _readiness(self, record: lifecycle.Record) -> None:
+        """Follow whether every admitted pod is Ready (PodsReady) and time the recovery."""
+        members = self.pods.get(record.key, {})
+        ready = bool(members) and all(p.ready for p in members.values())
+        now = self.wall()
+        if ready and record.ready_at is None:
+            record.ready_at = now
+            record.condition("PodsReady", True, "PodsReady", "every pod is Ready", now=now)
+        elif not ready and record.ready_at is not None:
+            record.ready_at = None
+            record.condition("PodsReady", False, "PodNotReady", "a pod is not Ready", now=now)
+            if self.policy.enabled:
+                self._later(record, self.policy.recovery, self._check_ready, record.admitted_at)
+
+    def _arm(self, record: lifecycle.Record) -> None:
+        self._cancel(record.key)
+        if self.policy.enabled:
+            self._later(record, self.policy.timeout, self._check_ready, record.admitted_at)
+        limit = self._max_execution(record)
+        if limit is not None:
+            left = max(0.0, limit - record.accumulated)
+            self._later(record, left, self._check_max_execution, record.admitted_at)
+
+    def _max_execution(self, record: lifecycle.Record) -> float | None:
+        limits = [
+            lifecycle.max_execution_seconds(p.labels)
+            for p in self.pods.get(record.key, {}).values()
+        ]
+        known = [limit for limit in limits if limit is not None]
+        return min(known) if known else None
+
+    def _check_ready(self, key: str, admitted_at: float | None) -> None:
+        record = self.records.get(key)
+        if (
+            record is None
+            or record.admitted_at is None
+            or record.admitted_at != admitted_at
+            or record.ready_at is not None
+        ):
+            return
+        now = self.wall()
+        outcome = lifecycle.after_pods_ready_timeout(
+            record.requeue, self.policy, now=now, jitter=self.jitter()
+        )
+        message = f"not every pod was Ready within {self.policy.timeout:.0f}s"
+        if isinstance(outcome, lifecycle.Deactivate):
+            self._deactivate(record, outcome.reason, f"{message}; {outcome.message}")
+            return
+        record.requeue = outcome.state
+        self.evict(key, f"{Reason.PODS_READY_TIMEOUT}: {message}")
+        self.evicted(key, Reason.PODS_READY_TIMEOUT, message)
+        record.condition(
+            "Requeued",
+            True,
+            "Backoff",
+            f"requeue {outcome.state.count} at {_stamp(outcome.state.requeue_at)}",
+            now=now,
+        )
+        self._event_all(
+            record,
+            "WorkloadRequeued",
+            f"{message}; requeued ({outcome.state.count}) at {_stamp(outcome.state.requeue_at)}",
+            warning=True,
+        )
+        self._persist(record)
+        asyncio.get_running_loop().call_later(
+            max(0.0, outcome.state.requeue_at - now) + 0.05, self.changed
+        )
+
+    def _check_max_execution(self, key: str, admitted_at: float | None) -> None:
+        record = self.records.get(key)
+        if record is None or record.admitted_at is None or record.admitted_at != admitted_at:
+            return
+        limit = self._max_execution(record)
+        now = self.wall()
+        if not lifecycle.exceeds_max_execution(
+            limit, accumulated=record.accumulated, admitted_at=record.admitted_at, now=now + 0.001
+        ):
+            return
+        self._deactivate(
+            record,
+            Reason.MAXIMUM_EXECUTION_TIME_EXCEEDED,
+            f"admitted for more than {lifecycle.MAX_EXEC_LABEL} = {limit:.0f}s in total",
+        )
+
+    def _deactivate(self, record: lifecycle.Record, reason: Reason, message: str) -> None:
+        admitted = record.admitted_at is not None
+        if admitted:
+            self.evict(record.key, f"{reason}: {message}")
+            self.evicted(record.key, reason, message)
+        record.active = False
+        record.deactivation = f"{reason}: {message}"
+        record.status = Status.DEACTIVATED
+        if reason is Reason.MAXIMUM_EXECUTION_TIME_EXCEEDED:
+            record.accumulated = 0.0  # Kueue resets the sum on deactivation
+        record.condition("Active", False, reason, message, now=self.wall())
+        self._event_all(record, "WorkloadDeactivated", f"{reason}: {message}", warning=True)
+        self._persist(record)
+        self.changed()
+
+    def _activate(self, record: lifecycle.Record) -> None:
+        record.active = True
+        record.deactivation = ""
+        record.reset_requeue()
+        record.status = Status.PENDING
+        record.condition("Active", True, "Activated", "muster.dev/active is true", now=self.wall())
+        self._event_all(record, "WorkloadActivated", "queued again; requeue state reset")
+        self._persist(
+            record,
+            extra={lifecycle.ACTIVE_ANNOTATION: "true", lifecycle.DEACTIVATED_ANNOTATION: ""},
+        )
+        self.changed()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _stop_clock(self, record: lifecycle.Record, now: float) -> None:
+        if record.admitted_at is not None:
+            record.accumulated += max(0.0, now - record.admitted_at)
+            record.admitted_at = None
+        record.ready_at = None
+        self._cancel(record.key)
+
+    def _later(
+        self,
+        record: lifecycle.Record,
+        delay: float,
+        fn: Callable[[str, float | None], None],
+        admitted_at: float | None,
+    ) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        handle = loop.call_later(delay, fn, record.key, admitted_at)
+        self._timers.setdefault(record.key, []).append(handle)
+
+    def _cancel(self, key: str) -> None:
+        for handle in self._timers.pop(key, []):
+            handle.cancel()
+
+    def _rest(self, key: str) -> None:
+        record = self.records.pop(key, None)
+        self._cancel(key)
+        if record is not None and (record.requeue.count or not record.active or record.accumulated):
+            self._resting[key] = record
+
+    def _persist(
+        self,
+        record: lifecycle.Record,
+        pods: Iterable[model.Pod] | None = None,
+        *,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        values = {**record.persisted(), **(extra or {})}
+        targets = list(pods) if pods is not None else list(self.pods.get(record.key, {}).values())
+        for pod in targets:
+            if any(pod.annotations.get(k) != v for k, v in values.items()):
+                self.notifier.annotate(pod, values)
+
+    def _event_all(
+        self, record: lifecycle.Record, reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        for pod in self.pods.get(record.key, {}).values():
+            self.notifier.event(pod, reason=reason, message=message, warning=warning)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every record, for ``GET /debug/workloads``."""
+        out = []
+        for record in sorted(
+            [*self.records.values(), *self._resting.values()], key=lambda r: r.key
+        ):
+            out.append(
+                {
+                    "key": record.key,
+                    "namespace": record.namespace,
+                    "status": record.status.value,
+                    "active": record.active,
+                    "pods": sorted(p.name for p in self.pods.get(record.key, {}).values()),
+                    "admittedCount": record.admitted_count,
+                    "reclaimablePods": record.reclaimed,
+                    "slice": record.slice,
+                    "requeueState": {
+                        "count": record.requeue.count,
+                        "requeueAt": _stamp(record.requeue.requeue_at)
+                        if record.requeue.requeue_at
+                        else None,
+                    },
+                    "accumulatedExecutionSeconds": round(
+                        record.accumulated
+                        + (self.wall() - record.admitted_at if record.admitted_at else 0.0),
+                        3,
+                    ),
+                    "labels": record.labels,
+                    "conditions": [
+                        {
+                            "type": c.type,
+                            "status": "True" if c.status else "False",
+                            "reason": c.reason,
+                            "message": c.message,
+                            "lastTransitionTime": _stamp(c.time),
+                        }
+                        for c in record.conditions.values()
+                    ],
+                }
+            )
+        return out

@@ -1,0 +1,220 @@
+"""The workload lifecycle through the service: PodsReady timeouts requeue with backoff and
+deactivate at the limit, muster.dev/active, the maximum execution time across admissions,
+dynamic reclaim, elastic Jobs and their slices, and state persisted on the pods."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import yaml
+
+from extender.core import gang, lifecycle, model, queues
+from tests import builders
+from tests.service.test_queues import NODES, SETUP, make_service, queued, schedule
+
+WAIT = """\
+---
+apiVersion: config.kueue.x-k8s.io/v1beta1
+kind: Configuration
+waitForPodsReady:
+  timeout: {timeout}s
+  requeuingStrategy: {{backoffBaseSeconds: {base}, backoffMaxSeconds: 10{limit}}}
+"""
+
+
+def configure(
+    service, *, cpu: int = 9, timeout: float = 0.05, base: float = 0.2, limit: int | None = None
+) -> None:
+    text = SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}") + WAIT.format(
+        timeout=timeout, base=base, limit=f", backoffLimitCount: {limit}" if limit else ""
+    )
+    service.queues.configure(queues.parse(yaml.safe_load_all(text)))
+
+
+def record(service, key: str) -> lifecycle.Record:
+    return service.queues.lifecycle.records[key]
+
+
+def ready(pod: model.Pod) -> model.Pod:
+    return dataclasses.replace(pod, ready=True, resource_version="2")
+
+
+async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
+    service, notifier, evictor = make_service()
+    configure(service, timeout=0.3, base=0.2)
+    pod = queued("slow")
+    assert await schedule(service, pod) in ("n0", "n2")
+    await asyncio.sleep(0.4)  # past the timeout: evicted, gone
+    assert evictor.evicted == ["slow"]
+    state = service.queues.lifecycle._resting["pod/default/slow"].requeue
+    assert state.count == 1
+    assert any(r == "WorkloadRequeued" for _, r, _ in notifier.events)
+    # Its controller makes it again: it waits for the backoff, then is admitted (and nudged).
+    again = queued("slow")
+    assert "requeued 1 time(s) after PodsReady timeout" in await schedule(service, again)
+    await asyncio.sleep(0.3)
+    assert "slow" in notifier.nudged
+    assert await schedule(service, again) in ("n0", "n2")
+    service.apply_pod(ready(service.state.pods[again.uid]))
+    await asyncio.sleep(0.4)
+    assert evictor.evicted == ["slow"]  # Ready in time: it stays
+    assert record(service, "pod/default/slow").status is lifecycle.Status.ADMITTED
+    assert record(service, "pod/default/slow").conditions["PodsReady"].status
+
+
+async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
+    service, notifier, evictor = make_service()
+    configure(service, limit=1, base=0.01)
+    for attempt in range(2):
+        pod = queued("flaky")
+        await asyncio.sleep(0.05)
+        service.queues.run_cycle()
+        assert await schedule(service, pod) in ("n0", "n2"), attempt
+        await asyncio.sleep(0.1)
+    assert evictor.evicted == ["flaky", "flaky"]
+    back = queued("flaky")
+    reason = await schedule(service, back)
+    assert reason.startswith(
+        "queue default/user-queue: workload deactivated: RequeuingLimitExceeded"
+    )
+    persisted = notifier.annotated[-1][1]
+    assert persisted[lifecycle.ACTIVE_ANNOTATION] == "false"
+    assert persisted[lifecycle.REQUEUE_COUNT_ANNOTATION] == "1"
+    # The user sets muster.dev/active back to "true": queued again, requeue state reset.
+    activated = dataclasses.replace(
+        back,
+        annotations={**back.annotations, lifecycle.ACTIVE_ANNOTATION: "true"},
+        resource_version="9",
+    )
+    service.apply_pod(activated)
+    assert record(service, "pod/default/flaky").requeue == lifecycle.RequeueState()
+    assert await schedule(service, activated) in ("n0", "n2")
+
+
+async def test_active_false_evicts_a_running_workload_and_never_requeues_it():
+    service, _, evictor = make_service()
+    pod = queued("paused")
+    assert await schedule(service, pod) in ("n0", "n2")
+    bound = service.state.pods[pod.uid]
+    service.apply_pod(
+        dataclasses.replace(
+            bound, annotations={lifecycle.ACTIVE_ANNOTATION: "false"}, resource_version="3"
+        )
+    )
+    await asyncio.sleep(0)
+    assert evictor.evicted == ["paused"]
+    again = queued("paused")
+    reason = await schedule(service, again)
+    assert "workload deactivated: InactiveWorkload" in reason
+
+
+async def test_maximum_execution_time_counts_earlier_admissions():
+    service, _, evictor = make_service()
+    pod = queued("bounded", labels={lifecycle.MAX_EXEC_LABEL: "2"})
+    service.apply_pod(pod)
+    service.queues.lifecycle.record("pod/default/bounded", "default").accumulated = 1.9
+    assert await schedule(service, pod) in ("n0", "n2")
+    await asyncio.sleep(0.3)  # 1.9 s before, 0.1 s now: past 2 s
+    assert evictor.evicted == ["bounded"]
+    rested = service.queues.lifecycle._resting["pod/default/bounded"]
+    assert not rested.active
+    assert rested.deactivation.startswith("MaximumExecutionTimeExceeded")
+    assert rested.accumulated == 0.0  # reset on deactivation, as Kueue does
+
+
+async def test_finished_pods_give_their_quota_back_at_once():
+    service, _, _ = make_service(cpu=4)
+    labels = {gang.WORKLOAD_LABEL: "sweep"}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    members = [queued(f"s{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    for m in members:
+        service.apply_pod(m)
+    service.filter(members[0], NODES)
+    used = service.queues.book.used
+    assert used("cluster-queue", ("on-demand", "cpu")) == 3000
+    service.apply_pod(dataclasses.replace(members[0], phase="Succeeded", resource_version="5"))
+    assert used("cluster-queue", ("on-demand", "cpu")) == 2000
+    view = {w["key"]: w for w in service.queues.lifecycle.describe()}
+    assert view["gang/default/sweep/main"]["reclaimablePods"] == 1
+
+
+def job_pod(name: str, cpu: str = "1", **annotations: str) -> model.Pod:
+    pod = queued(name, cpu, annotations={lifecycle.ELASTIC_ANNOTATION: "true", **annotations})
+    return dataclasses.replace(pod, owner=("Job", "train"))
+
+
+async def test_an_elastic_job_grows_by_slices_in_its_flavor_and_shrinks_in_place():
+    service, notifier, _ = make_service(cpu=4)
+    config = queues.parse(
+        yaml.safe_load_all(
+            SETUP.replace("nominalQuota: CPU", "nominalQuota: 4").replace(
+                "[{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]",
+                "[{name: cpu, nominalQuota: 8}, {name: memory, nominalQuota: 8Gi}]",
+            )
+        )
+    )
+    service.queues.configure(config)
+    used = service.queues.book.used
+    first = [job_pod(f"j{i}") for i in range(3)]
+    for p in first:
+        service.apply_pod(p)
+    assert (await schedule(service, first[0])) in ("n0", "n2")
+    assert used("cluster-queue", ("on-demand", "cpu")) == 3000
+    # Scaled 3 -> 5: one more fits on-demand, the second would not; the slice never spills
+    # into spot, it waits for its own flavor.
+    grown = [job_pod(f"j{i}") for i in (3, 4)]
+    for p in grown:
+        service.apply_pod(p)
+    reason = await schedule(service, grown[0])
+    assert "cpu 2 requested, 1 of 4 free in flavor on-demand" in reason
+    assert used("cluster-queue", ("spot", "cpu")) == 0
+    # 5 -> 2: pods deleted give their quota back, and the grown slice now fits.
+    for p in first[1:3]:
+        service.remove_pod(p)
+    assert used("cluster-queue", ("on-demand", "cpu")) == 1000
+    assert (await schedule(service, grown[0])) in ("n0", "n2")
+    assert used("cluster-queue", ("on-demand", "cpu")) == 3000
+    view = {w["key"]: w for w in service.queues.lifecycle.describe()}["job/default/train"]
+    assert view["slice"] == 2 and view["admittedCount"] == 3
+    assert any(r == "WorkloadSliceReplaced" for _, r, _ in notifier.events)
+
+
+async def test_an_elastic_job_cannot_use_partial_admission():
+    service, _, _ = make_service()
+    pod = job_pod("partial", **{lifecycle.MIN_PARALLELISM_ANNOTATION: "2"})
+    assert "cannot use partial admission" in await schedule(service, pod)
+
+
+async def test_a_restart_restores_requeue_state_from_pod_annotations():
+    service, _, _ = make_service()
+    configure(service, base=60)
+    persisted = lifecycle.Record("pod/default/back", "default")
+    persisted.requeue = lifecycle.RequeueState(2, 4.0e9)  # far in the future
+    pod = queued("back", annotations=persisted.persisted())
+    reason = await schedule(service, pod)
+    assert "requeued 2 time(s) after PodsReady timeout" in reason
+
+
+async def test_labels_are_replicated_into_the_record():
+    from extender.core import cluster
+    from extender.service import ExtenderService
+    from extender.settings import Settings
+    from tests.service.test_gangs import FlakyBinder, RecordingNotifier
+
+    state = cluster.ClusterState()
+    service = ExtenderService(
+        state=state,
+        binder=FlakyBinder(state, set()),
+        notifier=RecordingNotifier(),
+        settings=Settings(replicate_labels=("team",)),
+    )
+    state.upsert_node(builders.node("n0", cpu="8"))
+    state.mark_synced()
+    service.queues.configure(
+        queues.parse(yaml.safe_load_all(SETUP.replace("nominalQuota: CPU", "nominalQuota: 9")))
+    )
+    pod = queued("labelled", labels={"team": "vision", "other": "x"})
+    service.apply_pod(pod)
+    view = service.queues.lifecycle.describe()
+    assert view[0]["labels"] == {"team": "vision"}
