@@ -21,7 +21,9 @@ def api_error_message(exc: client.ApiException) -> str:
 
 
 def binding_body(pod: model.Pod, node_name: str) -> dict[str, object]:
-    """A v1 Binding; with the pod's uid, so a pod recreated under the same name is not bound."""
+    """A v1 Binding, with the pod's uid.  The uid is no guard against a pod recreated under
+    the same name: API server 1.20.2 binds whatever uid the Binding names (tried); the service
+    compares the scheduler's PodUID with the pod it knows before binding."""
     metadata: dict[str, str] = {"name": pod.name, "namespace": pod.namespace}
     if pod.uid:
         metadata["uid"] = pod.uid
