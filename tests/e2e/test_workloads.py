@@ -1,0 +1,265 @@
+"""Workload lifecycle through the real kube-scheduler 1.20.2 and controller-manager: a gang Job
+whose pods never become Ready is evicted and requeued with backoff, then runs once its pods
+are Ready; an elastic Job scaled 3 -> 5 -> 2 is charged exactly for the pods it has.
+
+There is no kubelet: the tests mark pods Ready by patching their status, and confirm the
+graceful deletions (evictions, scale-down) a kubelet would confirm, with grace period 0.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+from typing import Any
+
+import pytest
+from conftest import Extender
+from controlplane import ControlPlane, wait_until
+from harness import IMAGE, NodeSet
+from test_queues import QUEUE_LABEL, put_queues, queues  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+
+
+def setup(namespace: str, *, cpu: int, wait: str = "") -> str:
+    text = textwrap.dedent(f"""\
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: ResourceFlavor
+        metadata: {{name: default-flavor}}
+        ---
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: ClusterQueue
+        metadata: {{name: cq-{namespace}}}
+        spec:
+          namespaceSelector: {{}}
+          resourceGroups:
+          - coveredResources: [cpu, memory]
+            flavors:
+            - name: default-flavor
+              resources:
+              - {{name: cpu, nominalQuota: {cpu}}}
+              - {{name: memory, nominalQuota: 100Gi}}
+        ---
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: LocalQueue
+        metadata: {{namespace: {namespace}, name: user-queue}}
+        spec: {{clusterQueue: cq-{namespace}}}
+        """)
+    return text + (f"---\n{textwrap.dedent(wait)}" if wait else "")
+
+
+def job(
+    name: str,
+    selector: dict[str, str],
+    *,
+    parallelism: int,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "parallelism": parallelism,
+            "completions": 100,
+            "backoffLimit": 100,
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "nodeSelector": selector,
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": IMAGE,
+                            "resources": {"requests": {"cpu": "1", "memory": "64Mi"}},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def job_pods(cp: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    return cp.list_pods(namespace, f"job-name={name}")
+
+
+def live(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def confirm_deletions(cp: ControlPlane, namespace: str, pods: list[dict[str, Any]]) -> None:
+    """What a kubelet does for a pod being deleted: confirm it (grace period 0)."""
+    for p in pods:
+        if p["metadata"].get("deletionTimestamp"):
+            cp.api(
+                "DELETE",
+                f"/api/v1/namespaces/{namespace}/pods/{p['metadata']['name']}",
+                {"gracePeriodSeconds": 0},
+                ok=(200, 202, 404),
+            )
+
+
+def mark_ready(cp: ControlPlane, namespace: str, name: str) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cp.api(
+        "PATCH",
+        f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                ],
+            }
+        },
+        content_type="application/merge-patch+json",
+    )
+
+
+def workload_view(ext: Extender, key: str) -> dict[str, Any] | None:
+    status, body = ext.muster.get("/debug/workloads")
+    assert status == 200
+    return next((w for w in json.loads(body)["workloads"] if w["key"] == key), None)
+
+
+def used_cpu(ext: Extender, cluster_queue: str) -> int:
+    status, body = ext.muster.get("/debug/queues")
+    assert status == 200
+    for cq in json.loads(body)["clusterQueues"]:
+        if cq["name"] == cluster_queue:
+            return sum(u["used"] for u in cq["usage"] if u["resource"] == "cpu")
+    raise AssertionError(f"no ClusterQueue {cluster_queue}")
+
+
+WAIT = """\
+apiVersion: config.kueue.x-k8s.io/v1beta1
+kind: Configuration
+waitForPodsReady:
+  enable: true
+  timeout: 4s
+  requeuingStrategy: {backoffBaseSeconds: 3, backoffMaxSeconds: 30}
+"""
+
+
+def test_a_gang_whose_pods_never_become_ready_is_evicted_and_requeued(
+    queues: Extender,  # noqa: F811
+    nodes: NodeSet,
+    e2e_namespace: str,
+) -> None:
+    cp, ns = queues.cp, e2e_namespace
+    for i in range(2):
+        nodes.add(f"n{i}", cpu="4")
+    put_queues(queues, setup(ns, cpu=8, wait=WAIT), f"cq-{ns}")
+    cp.apply(
+        job(
+            "train",
+            nodes.selector,
+            parallelism=3,
+            labels={QUEUE_LABEL: "user-queue", "muster.dev/workload": "train"},
+            annotations={"muster.dev/min-count": "3"},
+        ),
+        "-n",
+        ns,
+    )
+    key = f"gang/{ns}/train/main"
+
+    def bound_pods() -> list[dict[str, Any]] | None:
+        pods = live(job_pods(cp, ns, "train"))
+        return pods if len(pods) == 3 and all(p["spec"].get("nodeName") for p in pods) else None
+
+    first = wait_until(bound_pods, 60, 0.2, "the gang bound")
+    first_names = {p["metadata"]["name"] for p in first}
+    bound_at = time.monotonic()
+
+    # Nobody marks them Ready: after the 4 s timeout muster evicts the whole gang.
+    def evicted() -> bool:
+        pods = job_pods(cp, ns, "train")
+        confirm_deletions(cp, ns, pods)
+        return not first_names & {p["metadata"]["name"] for p in pods}
+
+    wait_until(evicted, 30, 0.2, "the gang evicted")
+    assert time.monotonic() - bound_at >= 3.5
+    view = wait_until(lambda: workload_view(queues, key), 10, 0.2, "the workload record")
+    assert view["requeueState"]["count"] == 1
+    assert any(c["reason"] == "PodsReadyTimeout" for c in view["conditions"])
+
+    # The Job makes new pods; they wait out the backoff, then the gang is bound again.
+    second = wait_until(bound_pods, 60, 0.2, "the requeued gang bound again")
+    assert not first_names & {p["metadata"]["name"] for p in second}
+    for p in second:
+        mark_ready(cp, ns, p["metadata"]["name"])
+    time.sleep(6)  # past the timeout: Ready pods stay
+    assert {p["metadata"]["name"] for p in live(job_pods(cp, ns, "train"))} == {
+        p["metadata"]["name"] for p in second
+    }
+    view = workload_view(queues, key)
+    assert view is not None and view["status"] == "Admitted"
+    assert view["requeueState"]["count"] == 1
+
+
+def test_an_elastic_job_is_charged_for_exactly_the_pods_it_has(
+    queues: Extender,  # noqa: F811
+    nodes: NodeSet,
+    e2e_namespace: str,
+) -> None:
+    cp, ns = queues.cp, e2e_namespace
+    for i in range(2):
+        nodes.add(f"n{i}", cpu="4")
+    put_queues(queues, setup(ns, cpu=8), f"cq-{ns}")
+    cp.apply(
+        job(
+            "elastic",
+            nodes.selector,
+            parallelism=3,
+            labels={QUEUE_LABEL: "user-queue"},
+            annotations={"kueue.x-k8s.io/elastic-job": "true"},
+        ),
+        "-n",
+        ns,
+    )
+    samples: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            alive = len(live(job_pods(cp, ns, "elastic")))
+            samples.append((used_cpu(queues, f"cq-{ns}"), alive))
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        for parallelism in (3, 5, 2):
+            cp.api(
+                "PATCH",
+                f"/apis/batch/v1/namespaces/{ns}/jobs/elastic",
+                {"spec": {"parallelism": parallelism}},
+                content_type="application/merge-patch+json",
+            )
+
+            def settled(count: int = parallelism) -> bool:
+                pods = job_pods(cp, ns, "elastic")
+                confirm_deletions(cp, ns, pods)
+                alive = live(pods)
+                return (
+                    len(alive) == count
+                    and all(p["spec"].get("nodeName") for p in alive)
+                    and used_cpu(queues, f"cq-{ns}") == 1000 * count
+                )
+
+            wait_until(settled, 60, 0.2, f"{parallelism} pods bound and charged")
+    finally:
+        stop.set()
+        sampler.join(timeout=10)
+    assert samples
+    # Never charged for a pod the Job does not have (a sample reads muster, then the API:
+    # a pod created in between may show up uncharged, never the other way round).
+    over = [(used, alive) for used, alive in samples if used > 1000 * alive]
+    assert not over, over
+    view = workload_view(queues, f"job/{ns}/elastic")
+    assert view is not None and view["slice"] >= 2
