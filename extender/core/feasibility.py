@@ -1,15 +1,17 @@
 """The feasibility cache: per equivalence class, each node's verdict and score, by generation.
 
 An entry remembers, for one signature, which nodes it has judged, which of those it rejected
-and why, each node's score, and the view's generation when it was last used.  Any change to a
-node or to the capacity claimed on it gives the node a new generation and a line in the view's
-change log; a lookup first forgets the nodes changed since the entry's generation, then judges
-only offered nodes it has no result for.  A run of identical pods therefore costs O(changed
-nodes) checks, not O(nodes).
+and why, and each node's score, each half with the view's generation it is valid for.  Any
+change to a node or to the capacity claimed on it gives the node a new generation and a line
+in the view's change log.  A lookup first judges again the nodes it knows that changed since
+(a run of identical pods changes one node per pod: the one the last pod was bound to), so
+its results stay complete; after many changes it forgets those nodes instead and judges them
+when they are offered.  Either way a run of identical pods costs O(changed nodes) checks, not
+O(nodes).
 
 The answer is built from node *names* with set operations and C-level maps: when every offered
-node is judged and none is rejected, filter answers the offered list itself, so a full hit does
-no per-node Python work.  Node states are looked up (by the caller's ``judge``/``score``) only
+node is judged and none is rejected, filter answers the offered list itself, so a hit does no
+per-node Python work.  Node states are looked up (by the caller's ``judge``/``score``) only
 for nodes that must be judged.
 
 A signature gets an entry the second time filter sees it, so pods that share their signature
@@ -20,7 +22,7 @@ and the functions that judge them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence, Set
+from collections.abc import Callable, Hashable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 
 import cachetools
@@ -37,7 +39,7 @@ class Stats:
     hits: int = 0
     """Lookups that reused every node's result."""
     partial_hits: int = 0
-    """Lookups that recomputed some nodes."""
+    """Lookups that computed some nodes (changed, or not offered before)."""
     misses: int = 0
     """Lookups for a signature with no entry (or an empty one)."""
     rechecked: int = 0
@@ -46,34 +48,52 @@ class Stats:
 
 
 @dataclass(slots=True)
-class _Entry:
+class _Verdicts:
     valid_at: int = 0
-    """The view's generation when this entry was last brought up to date."""
+    """The view's generation these verdicts are up to date with."""
     judged: set[str] = field(default_factory=set)
     """Nodes with a verdict (passed or rejected)."""
     rejected: set[str] = field(default_factory=set)
     """The judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
     failed: dict[str, str] = field(default_factory=dict)
     unresolvable: dict[str, str] = field(default_factory=dict)
-    scores: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Node -> (node, score): prioritize's answer items, reused as they are."""
 
-    def forget(self, names: Sequence[str]) -> None:
-        judged, rejected, scores = self.judged, self.rejected, self.scores
-        for name in names:
-            judged.discard(name)
-            scores.pop(name, None)
-            if name in rejected:
-                rejected.discard(name)
-                self.failed.pop(name, None)
-                self.unresolvable.pop(name, None)
+    def record(self, name: str, verdict: predicates.Rejection | None) -> None:
+        self.judged.add(name)
+        if verdict is not None:
+            self.rejected.add(name)
+            if verdict.code is predicates.Code.UNRESOLVABLE:
+                self.unresolvable[name] = verdict.reason
+            else:
+                self.failed[name] = verdict.reason
 
     def clear(self) -> None:
         self.judged.clear()
         self.rejected.clear()
         self.failed.clear()
         self.unresolvable.clear()
-        self.scores.clear()
+
+    def forget(self, names: Iterable[str]) -> None:
+        judged, rejected = self.judged, self.rejected
+        for name in names:
+            judged.discard(name)
+            if name in rejected:
+                rejected.discard(name)
+                self.failed.pop(name, None)
+                self.unresolvable.pop(name, None)
+
+
+@dataclass(slots=True)
+class _Scores:
+    valid_at: int = 0
+    items: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Node -> (node, score): prioritize's answer items, reused as they are."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    verdicts: _Verdicts = field(default_factory=_Verdicts)
+    scores: _Scores = field(default_factory=_Scores)
 
 
 class _Entries(cachetools.LRUCache[Hashable, _Entry]):
@@ -84,6 +104,22 @@ class _Entries(cachetools.LRUCache[Hashable, _Entry]):
     def popitem(self) -> tuple[Hashable, _Entry]:
         self.stats.evictions += 1
         return super().popitem()
+
+
+def _changes(
+    valid_at: int, known: Set[str], view: cluster.ClusterState, limit: int
+) -> tuple[Set[str], Sequence[str]] | None:
+    """Of the nodes in ``known``, those changed since ``valid_at``: (to judge again now, to
+    forget).  None when the change log no longer reaches back that far (forget them all).
+    With more than ``limit`` changes, all are forgotten (judged again only when offered)."""
+    if not known:
+        return set(), ()
+    changed = view.changed_since(valid_at)
+    if changed is None:
+        return None
+    if len(changed) > limit:
+        return set(), changed
+    return known & set(changed), ()
 
 
 class FeasibilityCache:
@@ -97,29 +133,18 @@ class FeasibilityCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _entry(
-        self, signature: Hashable, view: cluster.ClusterState, *, admit: bool
-    ) -> _Entry | None:
-        """The signature's entry with the results of every node changed since its last use
-        dropped (O(changes), not O(nodes)).  Without one, None; with ``admit``, a new entry
-        if the signature was sighted before (else it is sighted now)."""
+    def _entry(self, signature: Hashable, *, admit: bool) -> _Entry | None:
+        """The signature's entry.  Without one, None; with ``admit``, a new entry if the
+        signature was sighted before (else it is sighted now)."""
         entry = self._entries.get(signature)
-        if entry is None:
-            if not admit:
-                return None
-            if self._sighted.pop(signature, False) is False:
-                if len(self._sighted) >= self._max_sighted:
-                    del self._sighted[next(iter(self._sighted))]
-                self._sighted[signature] = None
-                return None
-            entry = self._entries[signature] = _Entry()
-        elif entry.valid_at != view.generation:
-            changed = view.changed_since(entry.valid_at)
-            if changed is None:
-                entry.clear()
-            else:
-                entry.forget(changed)
-        entry.valid_at = view.generation
+        if entry is not None or not admit:
+            return entry
+        if self._sighted.pop(signature, False) is False:
+            if len(self._sighted) >= self._max_sighted:
+                del self._sighted[next(iter(self._sighted))]
+            self._sighted[signature] = None
+            return None
+        entry = self._entries[signature] = _Entry()
         return entry
 
     def filter(
@@ -130,38 +155,47 @@ class FeasibilityCache:
         *,
         view: cluster.ClusterState,
     ) -> predicates.Sorted:
-        """Filter's answer for ``names``, judging only nodes new to the entry or changed since
-        it was last used.  With no offered node rejected, ``passed`` is ``names`` itself.
+        """Filter's answer for ``names``, judging only nodes changed since the entry was last
+        used or new to it.  With no offered node rejected, ``passed`` is ``names`` itself.
 
         ``judge`` may raise for a name that is not a node of the view; nothing is cached
         for it."""
-        entry = self._entry(signature, view, admit=True)
-        if entry is None or not entry.judged:  # nothing to reuse: judge as without a cache
+        entry = self._entry(signature, admit=True)
+        verdicts = entry.verdicts if entry is not None else None
+        again = 0
+        if verdicts is not None and verdicts.valid_at != view.generation:
+            changes = _changes(verdicts.valid_at, verdicts.judged, view, len(names))
+            verdicts.valid_at = view.generation
+            if changes is None:
+                verdicts.clear()
+            else:
+                now, later = changes
+                verdicts.forget(later)
+                verdicts.forget(now)
+                nodes = view.nodes
+                for name in now:
+                    if name in nodes:
+                        verdicts.record(name, judge(name))
+                        again += 1
+        if verdicts is None or not verdicts.judged:  # nothing to reuse: judge, remember
             answer = predicates.sort(names, judge)
-            if entry is not None:
-                entry.judged.update(names)
-                entry.failed.update(answer.failed)
-                entry.unresolvable.update(answer.unresolvable)
-                entry.rejected.update(answer.failed, answer.unresolvable)
-            self._count(miss=True, rechecked=len(names))
+            if verdicts is not None:
+                verdicts.judged.update(names)
+                verdicts.failed.update(answer.failed)
+                verdicts.unresolvable.update(answer.unresolvable)
+                verdicts.rejected.update(answer.failed, answer.unresolvable)
+            self._count(miss=True, rechecked=again + len(names))
             return answer
-        judged = entry.judged
+        judged = verdicts.judged
         fresh: Set[str] = set() if judged.issuperset(names) else set(names) - judged
         for name in fresh:
-            verdict = judge(name)
-            judged.add(name)
-            if verdict is not None:
-                entry.rejected.add(name)
-                if verdict.code is predicates.Code.UNRESOLVABLE:
-                    entry.unresolvable[name] = verdict.reason
-                else:
-                    entry.failed[name] = verdict.reason
-        self._count(miss=False, rechecked=len(fresh))
-        rejected = entry.rejected
+            verdicts.record(name, judge(name))
+        self._count(miss=False, rechecked=again + len(fresh))
+        rejected = verdicts.rejected
         if rejected.isdisjoint(names):
             return predicates.Sorted(names, {}, {})
         hit = rejected.intersection(names)
-        failed, unresolvable = entry.failed, entry.unresolvable
+        failed, unresolvable = verdicts.failed, verdicts.unresolvable
         return predicates.Sorted(
             [name for name in names if name not in hit],
             {name: failed[name] for name in hit if name in failed},
@@ -176,31 +210,48 @@ class FeasibilityCache:
         *,
         view: cluster.ClusterState,
     ) -> list[tuple[str, int]]:
-        """``(name, score)`` for each of ``names``, computing only nodes new or changed (in
+        """``(name, score)`` for each of ``names``, computing only nodes changed or new (in
         the signature's entry, made by ``filter``).
 
         ``score`` may raise for a name that is not a node of the view; nothing is cached
         for it."""
-        entry = self._entry(signature, view, admit=False)
-        if entry is None or not entry.scores:  # nothing to reuse
+        entry = self._entry(signature, admit=False)
+        scores = entry.scores if entry is not None else None
+        again = 0
+        if scores is not None and scores.valid_at != view.generation:
+            changes = _changes(scores.valid_at, scores.items.keys(), view, len(names))
+            scores.valid_at = view.generation
+            if changes is None:
+                scores.items.clear()
+            else:
+                now, later = changes
+                items = scores.items
+                for name in later:
+                    items.pop(name, None)
+                nodes = view.nodes
+                for name in now:
+                    if name in nodes:
+                        items[name] = (name, score(name))
+                        again += 1
+                    else:
+                        del items[name]
+        if scores is None or not scores.items:  # nothing to reuse
             answer = [(name, score(name)) for name in names]
-            if entry is not None:
-                entry.scores.update(zip(names, answer, strict=True))
-            self._count(miss=True, rechecked=len(names))
+            if scores is not None:
+                scores.items.update(zip(names, answer, strict=True))
+            self._count(miss=True, rechecked=again + len(names))
             return answer
-        known = entry.scores
+        known = scores.items
         try:
             answer = list(map(known.__getitem__, names))
         except KeyError:
-            pass
-        else:
-            self._count(miss=False, rechecked=0)
-            return answer
-        fresh = set(names).difference(known)
-        for name in fresh:
-            known[name] = (name, score(name))
-        self._count(miss=False, rechecked=len(fresh))
-        return list(map(known.__getitem__, names))
+            fresh = set(names).difference(known)
+            for name in fresh:
+                known[name] = (name, score(name))
+            self._count(miss=False, rechecked=again + len(fresh))
+            return list(map(known.__getitem__, names))
+        self._count(miss=False, rechecked=again)
+        return answer
 
     def _count(self, *, miss: bool, rechecked: int) -> None:
         stats = self.stats

@@ -62,6 +62,26 @@ def test_identical_pods_rejudge_only_the_node_that_changed():
     assert (stats.misses, stats.partial_hits, stats.hits, stats.rechecked) == (2, 1, 1, 201)
 
 
+def test_a_changed_node_is_judged_again_at_once_unless_many_changed():
+    """A few changes are judged again at the next lookup, offered or not (the entry stays
+    complete); more changes than offered nodes are forgotten and judged when offered."""
+    view = _view(10)
+    cache = feasibility.FeasibilityCache()
+    rec = Recorder(view, cpu="3")
+    _warm(cache, rec, list(view.nodes))
+    view.claim("a", "n9", rec.pod.requests)
+    assert _filter(cache, rec, ["n0", "n1"]).passed == ["n0", "n1"]
+    assert rec.asked == ["n9"]
+    rec.asked.clear()
+    for i in range(5):
+        view.claim(f"b{i}", f"n{i}", rec.pod.requests)
+    assert _filter(cache, rec, ["n5", "n6"]).passed == ["n5", "n6"]
+    assert rec.asked == []
+    answer = _filter(cache, rec, ["n4", "n5", "n9"])
+    assert answer.passed == ["n5"] and set(answer.failed) == {"n4", "n9"}
+    assert rec.asked == ["n4"]
+
+
 def test_a_signature_seen_once_gets_no_entry():
     """Pods that share their signature with no other pod cost what they cost uncached."""
     view = _view(3)
