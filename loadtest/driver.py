@@ -196,6 +196,11 @@ async def execute(run: Run) -> Result:
         rss = max(peak[0], after.get("process_resident_memory_bytes", 0.0)) / 2**20
     figures["rss_mb"] = round(rss, 1) if rss is not None else None
     figures["rss_source"] = "VmHWM" if run.pid else "process_resident_memory_bytes (sampled)"
+    cycles = server.delta(after, before, "muster_queue_cycle_seconds_count")
+    if cycles:
+        figures["queue_cycles"] = cycles
+        cycle = server.histogram_mean_ms(after, before, "muster_queue_cycle_seconds")
+        figures["queue_cycle_ms_avg"] = round(cycle, 3) if cycle is not None else None
     if run.gangs:
         figures["gangs"] = run.gangs
         figures["gang_size"] = run.gang_size

@@ -51,6 +51,8 @@ class Extender:
     simulate_nodes: int | None = None
     kubeconfig: str | None = None
     cache: bool = True
+    queues_file: Path | None = None
+    """``--queues``: Kueue queue objects for the server."""
     cpu: int | None = None
     """Pin the server to this CPU (sched_setaffinity)."""
     ready_timeout: float = 180.0
@@ -75,6 +77,8 @@ class Extender:
             args += ["--kubeconfig", self.kubeconfig]
         if not self.cache:
             args.append("--no-feasibility-cache")
+        if self.queues_file is not None:
+            args += ["--queues", str(self.queues_file)]
         env = {
             k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")
         }

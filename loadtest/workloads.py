@@ -35,6 +35,47 @@ POD_DEFAULT = {"cpu": "100m", "memory": "500Mi"}  # templates/pod-default.yaml
 POD_SATURATION = {"cpu": "3", "memory": "1Gi"}  # templates/pod-saturation.yaml: 1 per node
 POD_GANG = {"cpu": "100m", "memory": "100Mi"}  # gangscheduling/performance-config.yaml
 POD_HIGH_CPU = {"cpu": "8", "memory": "500Mi"}  # more cpu than any 4-cpu node has
+# S6: Kueue's baseline generator sizes (1 / 5 / 20 cpu) scaled to 4-cpu nodes.
+QUEUE_MIX_SHAPES = (
+    {"cpu": "100m", "memory": "200Mi"},
+    {"cpu": "500m", "memory": "500Mi"},
+    {"cpu": "2", "memory": "1Gi"},
+)
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+QUEUE_MIX_QUEUES = 10
+QUEUE_MIX_ADMITTED = 0.8
+"""The share of the pods' cpu the queues' quota covers: the rest waits for quota."""
+
+
+def queue_mix_config(pods: int) -> str:
+    """Kueue objects for S6: ``QUEUE_MIX_QUEUES`` ClusterQueues in one cohort whose nominal cpu
+    adds up to ``QUEUE_MIX_ADMITTED`` of what the pods request, a LocalQueue each, and two
+    WorkloadPriorityClasses."""
+    millis = sum(resources.amount("cpu", QUEUE_MIX_SHAPES[i % 3]["cpu"]) for i in range(pods))
+    per_queue = max(1, int(millis * QUEUE_MIX_ADMITTED / QUEUE_MIX_QUEUES))
+    docs = [
+        "apiVersion: kueue.x-k8s.io/v1beta1\nkind: ResourceFlavor\nmetadata: {name: default}\n",
+        "apiVersion: kueue.x-k8s.io/v1beta1\nkind: WorkloadPriorityClass\n"
+        "metadata: {name: high}\nvalue: 1000\n",
+        "apiVersion: kueue.x-k8s.io/v1beta1\nkind: WorkloadPriorityClass\n"
+        "metadata: {name: low}\nvalue: 0\n",
+    ]
+    for q in range(QUEUE_MIX_QUEUES):
+        docs.append(
+            "apiVersion: kueue.x-k8s.io/v1beta1\nkind: ClusterQueue\n"
+            f"metadata: {{name: cq-{q}}}\nspec:\n  cohort: loadtest\n  namespaceSelector: {{}}\n"
+            "  resourceGroups:\n  - coveredResources: [cpu, memory]\n    flavors:\n"
+            "    - name: default\n      resources:\n"
+            f"      - {{name: cpu, nominalQuota: {per_queue}m}}\n"
+            "      - {name: memory, nominalQuota: 1Ei}\n"
+        )
+        docs.append(
+            "apiVersion: kueue.x-k8s.io/v1beta1\nkind: LocalQueue\n"
+            f"metadata: {{name: lq-{q}, namespace: {NAMESPACE}}}\nspec: {{clusterQueue: cq-{q}}}\n"
+        )
+    return "---\n".join(docs)
+
 
 # A pending pod as kube-scheduler 1.20 sends it in ExtenderArgs (defaults applied by the API
 # server, no status conditions yet): a ReplicaSet's pod.
@@ -329,6 +370,21 @@ def build(
         for i in range(pods):
             add(f"full-{i}", POD_DEFAULT)
         return Workload(out, description=f"{pods} identical pod-default pods")
+    if scenario == "queue-mix":
+        for i in range(pods):
+            add(
+                f"queued-{i}",
+                QUEUE_MIX_SHAPES[i % 3],
+                labels={
+                    QUEUE_LABEL: f"lq-{i % QUEUE_MIX_QUEUES}",
+                    PRIORITY_CLASS_LABEL: "high" if i % 4 == 0 else "low",
+                },
+            )
+        return Workload(
+            out,
+            description=f"{pods} queued pods (100m / 500m / 2 cpu) over {QUEUE_MIX_QUEUES} "
+            f"ClusterQueues of one cohort whose quota covers {QUEUE_MIX_ADMITTED:.0%} of their cpu",
+        )
     if scenario == "churn":
         unschedulable = 0
         for i in range(pods):

@@ -114,6 +114,15 @@ class QueueManager:
         """Preemptor workload -> victim workloads still being evicted."""
         self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}
         self._told: dict[str, str] = {}
+        self._uncharged: dict[str, model.Pod] = {}
+        """Queued pods not charged yet: the only ones a cycle has to look at."""
+        self._arrivals: set[str] = set()
+        """Pods seen since the last cycle, when nothing else changed (the fast path)."""
+        self._full = False
+        """Something besides arrivals changed: the next cycle looks at everything."""
+        self._line_lengths: dict[str, int] = {}
+        self._line_ends: dict[str, tuple[int, float, str]] = {}
+        """Per ClusterQueue: how many workloads wait, and the queue order of the last one."""
         self._dirty = False
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,8 +188,11 @@ class QueueManager:
             return
         known = self.pods.get(pod.uid)
         self.pods[pod.uid] = pod
+        if pod.uid not in self.charges:
+            self._uncharged[pod.uid] = pod
         if known is None:
-            self._changed()
+            self._arrivals.add(pod.uid)
+            self._changed(full=False)
         if pod.node_name and pod.uid not in self.charges:
             self._charge_bound(pod)
         key = self._lifecycle_key(pod)
@@ -206,6 +218,8 @@ class QueueManager:
         """A queued pod finished (``finished``) or is gone: release what it was charged (at
         once, so waiting workloads start sooner: Kueue's dynamic reclaim)."""
         self.pods.pop(uid, None)
+        self._uncharged.pop(uid, None)
+        self._arrivals.discard(uid)
         self._effective.pop(uid, None)
         self._told.pop(uid, None)
         self._workload_of.pop(uid, None)
@@ -268,6 +282,7 @@ class QueueManager:
     def _charge(self, admission: Admission, pod: model.Pod, cq: queues.ClusterQueue) -> None:
         usage = quota.pod_usage(cq, pod, admission.flavors)
         self.charges[pod.uid] = Charge(cq.name, admission.key, usage)
+        self._uncharged.pop(pod.uid, None)
         self.book.add(cq.name, usage)
         admission.pods.add(pod.uid)
 
@@ -297,14 +312,17 @@ class QueueManager:
             return 0, f"WorkloadPriorityClass {name} not found"
         return wpc.value, ""
 
-    def _workloads(self) -> list[queueing.Workload]:
-        """Every pending workload from the queued pods not yet charged; records why the ones
-        that cannot be queued yet wait."""
+    def _workloads(self, only: set[str] | None = None) -> list[queueing.Workload]:
+        """Every pending workload from the queued pods not yet charged (or only the ones
+        ``only`` pods belong to); records why the ones that cannot be queued yet wait."""
         grouped: dict[str, list[model.Pod]] = {}
-        for pod in self.pods.values():
-            if pod.uid not in self.charges:
-                grouped.setdefault(self._workload_key(pod), []).append(pod)
-        self.unqueued = {}
+        for pod in self._uncharged.values():
+            grouped.setdefault(self._workload_key(pod), []).append(pod)
+        if only is not None:
+            wanted = {self._workload_key(self.pods[uid]) for uid in only if uid in self.pods}
+            grouped = {k: v for k, v in grouped.items() if k in wanted}
+        else:
+            self.unqueued = {}
         out = []
         for key, pods in grouped.items():
             first = min(pods, key=lambda p: (p.created, p.name))
@@ -339,6 +357,7 @@ class QueueManager:
             if why:
                 self.unqueued[pending_key] = why
                 continue
+            self.unqueued.pop(pending_key, None)
             admission = self.admissions.get(key)
             # An admitted elastic Job that grew: a new slice for the added pods, in the
             # flavors the workload already has.
@@ -361,9 +380,11 @@ class QueueManager:
 
     # -- the admission cycle ----------------------------------------------------------------
 
-    def _changed(self) -> None:
-        """Something that can change a decision happened: run a cycle soon."""
+    def _changed(self, *, full: bool = True) -> None:
+        """Something that can change a decision happened: run a cycle soon.  ``full=False``:
+        only new pods arrived, which the fast path can judge on their own."""
         self._dirty = True
+        self._full = self._full or full
         if self._scheduled:
             return
         try:
@@ -382,23 +403,38 @@ class QueueManager:
         """Admit what fits, start the preemptions that make room, drain stopped queues."""
         self._dirty = False
         started = time.perf_counter()
+        arrivals, self._arrivals = self._arrivals, set()
+        if not self._full and self._admit_arrivals(arrivals, current):
+            metrics.queue_cycle_seconds.observe(time.perf_counter() - started)
+            return
+        self._full = False
         self._drain()
-        admitted = [
-            quota.Admitted(
-                key=a.key,
-                cluster_queue=a.cluster_queue,
-                priority=a.priority,
-                created=a.created,
-                admitted_at=a.admitted_at,
-                usage=self._usage(a),
-            )
-            for a in self.admissions.values()
-            if not a.evicting
-        ]
+        preemptive = any(
+            cq.within_cluster_queue is not queues.WithinClusterQueue.NEVER
+            or (cq.cohort and cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER)
+            for cq in self.config.cluster_queues.values()
+        )
+        admitted = (
+            []
+            if not preemptive
+            else [
+                quota.Admitted(
+                    key=a.key,
+                    cluster_queue=a.cluster_queue,
+                    priority=a.priority,
+                    created=a.created,
+                    admitted_at=a.admitted_at,
+                    usage=self._usage(a),
+                )
+                for a in self.admissions.values()
+                if not a.evicting
+            ]
+        )
         waiting = {key: len(victims) for key, victims in self._preemptors.items() if victims}
         previous_unqueued = self.unqueued
+        pending = self._workloads()
         decisions = queueing.cycle(
-            self._workloads(),
+            pending,
             config=self.config,
             book=self.book,
             admitted=admitted,
@@ -406,42 +442,11 @@ class QueueManager:
             waiting_for_victims=waiting,
         )
         metrics.queue_cycle_seconds.observe(time.perf_counter() - started)
-        now = self.clock()
         nudge: list[model.Pod] = []
         for workload, cq_name, assignment in decisions.admitted:
             # The cycle charged the whole workload; record it pod by pod.
             self.book.remove(cq_name, assignment.usage)
-            key = workload.key.removesuffix(SLICE_SUFFIX)
-            grown = key in self.admissions
-            admission = self.admissions.setdefault(
-                key,
-                Admission(
-                    key=key,
-                    namespace=workload.namespace,
-                    local_queue=workload.queue,
-                    cluster_queue=cq_name,
-                    flavors=assignment.flavors,
-                    priority=workload.priority,
-                    created=workload.created,
-                    admitted_at=now,
-                ),
-            )
-            cq = self.config.cluster_queues[cq_name]
-            for pod in workload.pods:
-                self._charge(admission, pod, cq)
-                self._record_of[pod.uid] = key
-            if grown:
-                self.lifecycle.grew(key, len(workload.pods))
-            else:
-                self.lifecycle.admitted(key, workload.namespace)
-            self._preemptors.pop(workload.key, None)
-            flavors = ", ".join(sorted(set(assignment.flavors.values()))) or "no flavor"
-            message = f"admitted by ClusterQueue {cq_name} in {flavors}"
-            for pod in workload.pods:
-                self.notifier.event(pod, reason="QueueAdmitted", message=message)
-                self._told.pop(pod.uid, None)
-            nudge.extend(p for p in workload.pods if current is None or p.uid != current.uid)
-            metrics.queue_admissions.labels(cq_name).inc()
+            self._admit(workload, cq_name, assignment, current=current, nudge=nudge)
         for preemptor, victims in decisions.preemptions:
             self._preemptors[preemptor.key] = {v.key for v in victims}
             for victim in victims:
@@ -453,6 +458,13 @@ class QueueManager:
                 self.lifecycle.evicted(victim.key, lifecycle.Reason.PREEMPTED, message)
                 metrics.queue_preemptions.labels(victim.cluster_queue).inc()
         previous, self.pending = self.pending, decisions.pending
+        order = {w.key: w.order() for w in pending}
+        self._line_lengths, self._line_ends = {}, {}
+        for key, waiting_now in decisions.pending.items():
+            if waiting_now.position:
+                name = waiting_now.cluster_queue
+                self._line_lengths[name] = self._line_lengths.get(name, 0) + 1
+                self._line_ends[name] = max(self._line_ends.get(name, order[key]), order[key])
         changed = {
             key
             for key, waiting in decisions.pending.items()
@@ -464,8 +476,105 @@ class QueueManager:
         if nudge:
             self.notifier.nudge(nudge)
 
+    def _admit_arrivals(self, arrivals: set[str], current: model.Pod | None) -> bool:
+        """The fast path when only new pods arrived since the last cycle: nothing was freed,
+        so what waited still waits, and each new workload can be judged on its own, in order.
+        Returns False (a full cycle is needed) when a new workload would go ahead of one
+        already waiting, or would need preemption."""
+        if not arrivals:
+            return True
+        workloads = sorted(self._workloads(only=arrivals), key=queueing.Workload.order)
+        lines = self._line_lengths
+        last = self._line_ends
+        nudge: list[model.Pod] = []
+        for workload in workloads:
+            if workload.key in self.pending:
+                continue  # it waits already; more pods make it no likelier to fit
+            cq, why = queueing.route(
+                workload, self.config, self._namespace_labels(workload.namespace)
+            )
+            if cq is None:
+                local = self.config.local_queues.get((workload.namespace, workload.queue))
+                self.pending[workload.key] = queueing.Pending(
+                    local.cluster_queue if local else "", why
+                )
+                continue
+            behind = last.get(cq.name)
+            if behind is not None and workload.order() < behind:
+                self._arrivals |= {p.uid for p in workload.pods}
+                return False  # it goes ahead of someone: positions change
+            count = lines.get(cq.name, 0)
+            if count and cq.strategy is queues.QueueingStrategy.STRICT_FIFO:
+                reason = "waiting behind an older workload (StrictFIFO)"
+            else:
+                choice = quota.assign(
+                    cq, workload.requests, workload.pods, self.book, pinned=workload.pinned
+                )
+                if choice.mode is quota.Mode.FIT:
+                    self._admit(workload, cq.name, choice, current=current, nudge=nudge)
+                    continue
+                if choice.mode is quota.Mode.PREEMPT and (
+                    cq.within_cluster_queue is not queues.WithinClusterQueue.NEVER
+                    or cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER
+                ):
+                    self._arrivals |= {p.uid for p in workload.pods}
+                    return False
+                reason = choice.reason
+            lines[cq.name] = count + 1
+            last[cq.name] = workload.order()
+            self.pending[workload.key] = queueing.Pending(cq.name, reason, count + 1, count + 1)
+            for pod in workload.pods:
+                self._tell_pending(pod)
+        if nudge:
+            self.notifier.nudge(nudge)
+        return True
+
+    def _admit(
+        self,
+        workload: queueing.Workload,
+        cq_name: str,
+        assignment: quota.Assignment,
+        *,
+        current: model.Pod | None,
+        nudge: list[model.Pod],
+    ) -> None:
+        """Record an admission pod by pod (charging the book), tell the pods, and collect the
+        ones to nudge (all but ``current``, which is being answered)."""
+        now = self.clock()
+        key = workload.key.removesuffix(SLICE_SUFFIX)
+        grown = key in self.admissions
+        admission = self.admissions.setdefault(
+            key,
+            Admission(
+                key=key,
+                namespace=workload.namespace,
+                local_queue=workload.queue,
+                cluster_queue=cq_name,
+                flavors=assignment.flavors,
+                priority=workload.priority,
+                created=workload.created,
+                admitted_at=now,
+            ),
+        )
+        cq = self.config.cluster_queues[cq_name]
+        for pod in workload.pods:
+            self._charge(admission, pod, cq)
+            self._record_of[pod.uid] = key
+        if grown:
+            self.lifecycle.grew(key, len(workload.pods))
+        else:
+            self.lifecycle.admitted(key, workload.namespace)
+        self._preemptors.pop(workload.key, None)
+        flavors = ", ".join(sorted(set(assignment.flavors.values()))) or "no flavor"
+        message = f"admitted by ClusterQueue {cq_name} in {flavors}"
+        for pod in workload.pods:
+            self.notifier.event(pod, reason="QueueAdmitted", message=message)
+            self._told.pop(pod.uid, None)
+        nudge.extend(p for p in workload.pods if current is None or p.uid != current.uid)
+        metrics.queue_admissions.labels(cq_name).inc()
+
     def _pods_of(self, keys: set[str]) -> list[model.Pod]:
-        return [p for p in self.pods.values() if self._workload_of.get(p.uid) in keys]
+        return [p for p in self._uncharged.values() if self._workload_of.get(p.uid) in keys]
 
     def _tell_pending(self, pod: model.Pod) -> None:
         reason = self.explain(pod)
