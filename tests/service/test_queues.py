@@ -378,3 +378,23 @@ async def test_a_pod_that_requests_the_reserved_pods_resource_is_refused():
         "queue default/user-queue: pod default/greedy requests the reserved resource pods; "
         "the queue counts pods itself"
     )
+
+
+async def test_an_arrival_that_goes_ahead_of_the_waiting_line_reorders_it():
+    service, _, _ = make_service(cpu=1)
+    for i, name in enumerate(("a", "b", "c")):
+        pod = queued(name, created=f"2025-01-01T00:00:0{i}Z")
+        service.apply_pod(pod)
+        service.filter(pod, NODES)
+    positions = {k: p.position for k, p in service.queues.pending.items()}
+    assert positions == {"pod/default/b": 1, "pod/default/c": 2}
+    urgent = queued(
+        "d", labels={queues.PRIORITY_CLASS_LABEL: "urgent"}, created="2025-01-01T00:00:09Z"
+    )
+    service.apply_pod(urgent)
+    service.filter(urgent, NODES)
+    positions = {k: p.position for k, p in service.queues.pending.items()}
+    assert positions == {"pod/default/d": 1, "pod/default/b": 2, "pod/default/c": 3}
+    late = queued("e", created="2025-01-01T00:00:10Z")
+    service.apply_pod(late)
+    assert service.filter(late, NODES).unresolvable["n0"].endswith("position 4 of 4")
