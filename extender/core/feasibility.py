@@ -53,6 +53,8 @@ class _Verdicts:
     """The view's generation these verdicts are up to date with."""
     judged: set[str] = field(default_factory=set)
     """Nodes with a verdict (passed or rejected)."""
+    passed: set[str] = field(default_factory=set)
+    """The judged nodes that passed: a call offering only these is answered in one pass."""
     rejected: set[str] = field(default_factory=set)
     """The judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
     failed: dict[str, str] = field(default_factory=dict)
@@ -60,7 +62,9 @@ class _Verdicts:
 
     def record(self, name: str, verdict: predicates.Rejection | None) -> None:
         self.judged.add(name)
-        if verdict is not None:
+        if verdict is None:
+            self.passed.add(name)
+        else:
             self.rejected.add(name)
             if verdict.code is predicates.Code.UNRESOLVABLE:
                 self.unresolvable[name] = verdict.reason
@@ -69,14 +73,16 @@ class _Verdicts:
 
     def clear(self) -> None:
         self.judged.clear()
+        self.passed.clear()
         self.rejected.clear()
         self.failed.clear()
         self.unresolvable.clear()
 
     def forget(self, names: Iterable[str]) -> None:
-        judged, rejected = self.judged, self.rejected
+        judged, passed, rejected = self.judged, self.passed, self.rejected
         for name in names:
             judged.discard(name)
+            passed.discard(name)
             if name in rejected:
                 rejected.discard(name)
                 self.failed.pop(name, None)
@@ -181,11 +187,15 @@ class FeasibilityCache:
             answer = predicates.sort(names, judge)
             if verdicts is not None:
                 verdicts.judged.update(names)
+                verdicts.passed.update(answer.passed)
                 verdicts.failed.update(answer.failed)
                 verdicts.unresolvable.update(answer.unresolvable)
                 verdicts.rejected.update(answer.failed, answer.unresolvable)
             self._count(miss=True, rechecked=again + len(names))
             return answer
+        if verdicts.passed.issuperset(names):  # the common answer, in one pass
+            self._count(miss=False, rechecked=again)
+            return predicates.Sorted(names, {}, {})
         judged = verdicts.judged
         fresh: Set[str] = set() if judged.issuperset(names) else set(names) - judged
         for name in fresh:

@@ -198,32 +198,9 @@ def filter_error(message: str) -> bytes:
     )
 
 
-class _HostPriorities(dict[tuple[str, int], bytes]):
-    """``(host, score)`` -> its encoded ``{"Host","Score"}`` object, made on first use.
-
-    A node has at most 11 scores, so this stays below 11 entries per node; it is emptied when
-    it grows past ``limit`` (nodes come and go)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __missing__(self, item: tuple[str, int]) -> bytes:
-        host, score = item
-        if len(self) >= self.limit:
-            self.clear()
-        encoded = self[item] = orjson.dumps({"Host": host, "Score": score})
-        return encoded
-
-
-_host_priorities = _HostPriorities(limit=500_000)
-
-
 def host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
-    """``HostPriorityList``: a bare array of ``{"Host", "Score"}`` with integer scores, joined
-    from encoded items (prioritize answers the same hosts with the same scores again and
-    again; encoding 500 items afresh costs 10x more)."""
-    return b"[" + b",".join(map(_host_priorities.__getitem__, scores)) + b"]"
+    """``HostPriorityList``: a bare array of ``{"Host", "Score"}`` with integer scores."""
+    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
 
 
 def binding_result(error: str = "") -> bytes:

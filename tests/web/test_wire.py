@@ -10,14 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp.test_utils import TestClient
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from extender.core import cluster
-from extender.web import wire
 from tests import builders
 
 FILTER_RESULT_KEYS = set(builders.load_payload("protocol-extender-filter-result.json"))
@@ -153,27 +149,6 @@ async def test_prioritize_scores_are_json_integers(client: TestClient) -> None:
 
     reply = json.loads(await response.text(), parse_float=no_floats)
     assert [type(entry["Score"]) for entry in reply] == [int, int]
-
-
-@settings(max_examples=200)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(["node1", "node-2", 'we"ird\\', "ünï"]), st.integers(0, 10)),
-        max_size=12,
-    ),
-    st.integers(min_value=1, max_value=5),
-)
-def test_joined_host_priorities_are_the_encoded_list(
-    scores: list[tuple[str, int]], limit: int
-) -> None:
-    """Items are encoded once and joined; the result is what encoding the list would give,
-    also while the memo of encoded items fills up and is emptied."""
-    memo = wire._HostPriorities(limit=limit)
-    for _ in range(2):
-        joined = b"[" + b",".join(map(memo.__getitem__, scores)) + b"]"
-        assert joined == orjson.dumps([{"Host": h, "Score": s} for h, s in scores])
-        assert len(memo) <= limit
-    assert wire.host_priorities(scores) == joined
 
 
 async def test_prioritize_in_node_objects_mode(client: TestClient) -> None:
