@@ -252,7 +252,11 @@ class Lifecycles:
         outcome = lifecycle.after_pods_ready_timeout(
             record.requeue, self.policy, now=now, jitter=self.jitter()
         )
-        message = f"not every pod was Ready within {self.policy.timeout:.0f}s"
+        lost = record.conditions.get("PodsReady")
+        if lost is not None and lost.reason == "PodNotReady":
+            message = f"a pod was not Ready again within {self.policy.recovery:g}s"
+        else:
+            message = f"not every pod was Ready within {self.policy.timeout:g}s"
         if isinstance(outcome, lifecycle.Deactivate):
             self._deactivate(record, outcome.reason, f"{message}; {outcome.message}")
             return

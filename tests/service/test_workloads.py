@@ -218,3 +218,23 @@ async def test_labels_are_replicated_into_the_record():
     service.apply_pod(pod)
     view = service.queues.lifecycle.describe()
     assert view[0]["labels"] == {"team": "vision"}
+
+
+async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_timeout():
+    service, _, evictor = make_service()
+    text = SETUP.replace("nominalQuota: CPU", "nominalQuota: 9") + (
+        "---\napiVersion: config.kueue.x-k8s.io/v1beta1\nkind: Configuration\n"
+        "waitForPodsReady: {timeout: 5s, recoveryTimeout: 0.1s}\n"
+    )
+    service.queues.configure(queues.parse(yaml.safe_load_all(text)))
+    pod = queued("steady")
+    assert await schedule(service, pod) in ("n0", "n2")
+    running = ready(service.state.pods[pod.uid])
+    service.apply_pod(running)
+    await asyncio.sleep(0.15)
+    assert evictor.evicted == []  # Ready: nothing happens
+    service.apply_pod(dataclasses.replace(running, ready=False, resource_version="3"))
+    await asyncio.sleep(0.05)
+    assert evictor.evicted == []  # still within the recovery timeout
+    await asyncio.sleep(0.15)
+    assert evictor.evicted == ["steady"]
