@@ -1,7 +1,8 @@
 """Per-request policy: latency and outcome metrics, and errors turned into clear answers.
 
 Bad input is answered with HTTP 400 and ``{"Error": "<what is wrong>"}``; an unsynced view with
-503; anything unexpected with 500 and a one-line message (the traceback goes to the log only).
+503; a client that hangs up mid-request is counted and logged in one line; anything unexpected
+with 500 and a one-line message (the traceback goes to the log only).
 The server itself never dies of a request.
 """
 
@@ -20,7 +21,7 @@ from extender.web import wire
 log = logging.getLogger(__name__)
 
 VERBS = {"/filter": "filter", "/prioritize": "prioritize", "/bind": "bind", "/preempt": "preempt"}
-OUTCOMES = ("ok", "bad_request", "not_ready", "error")
+OUTCOMES = ("ok", "bad_request", "not_ready", "disconnected", "error")
 # The metrics' children, bound once instead of looked up by label values on every call.
 _COUNTED = {
     (verb, outcome): metrics.requests.labels(verb, outcome)
@@ -62,6 +63,10 @@ async def extender_errors(request: web.Request, handler: Handler) -> web.StreamR
     except web.HTTPException:
         outcome = "bad_request"
         raise
+    except ConnectionResetError as exc:  # the client went away mid-request: nobody to answer
+        outcome = "disconnected"
+        log.info("%s: client disconnected (%s)", request.path, exc)
+        return _reply(400, f"{verb}: connection lost")
     except Exception as exc:
         outcome = "error"
         log.exception("unexpected error answering %s", request.path)
