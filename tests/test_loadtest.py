@@ -76,7 +76,11 @@ def test_every_scenario_binds_its_pods_without_errors(tmp_path: Path) -> None:
     assert full["runs"]["nodes"]["payload"] == "nodes"
     assert full["runs"]["nodes"]["pods_bound"] == 100
     assert "nodes_vs_names" in full["ratios"]
-    assert scenarios["identical"]["cache_hit_ratio"] > 0.5, "identical pods reuse verdicts"
+    # Identical pods reuse verdicts: each lookup judges again only the node that the previous
+    # pod filled (a partial hit), not the ~50 nodes offered.
+    identical = scenarios["identical"]
+    assert identical["cache_reuse_ratio"] > 0.9, "identical pods reuse verdicts"
+    assert identical["cache_rechecked_nodes"] / identical["cache_lookups"] < 5
 
 
 def test_compare_runs_cache_on_and_off(tmp_path: Path) -> None:
