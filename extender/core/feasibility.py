@@ -22,7 +22,7 @@ and the functions that judge them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence, Set
+from collections.abc import Callable, Container, Hashable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 
 import cachetools
@@ -51,17 +51,20 @@ class Stats:
 class _Verdicts:
     valid_at: int = 0
     """The view's generation these verdicts are up to date with."""
-    judged: set[str] = field(default_factory=set)
-    """Nodes with a verdict (passed or rejected)."""
     passed: set[str] = field(default_factory=set)
-    """The judged nodes that passed: a call offering only these is answered in one pass."""
+    """Judged nodes that passed: a call offering only these is answered in one set pass."""
     rejected: set[str] = field(default_factory=set)
-    """The judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
+    """Judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
     failed: dict[str, str] = field(default_factory=dict)
     unresolvable: dict[str, str] = field(default_factory=dict)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.passed or name in self.rejected
+
+    def __bool__(self) -> bool:
+        return bool(self.passed or self.rejected)
+
     def record(self, name: str, verdict: predicates.Rejection | None) -> None:
-        self.judged.add(name)
         if verdict is None:
             self.passed.add(name)
         else:
@@ -72,16 +75,14 @@ class _Verdicts:
                 self.failed[name] = verdict.reason
 
     def clear(self) -> None:
-        self.judged.clear()
         self.passed.clear()
         self.rejected.clear()
         self.failed.clear()
         self.unresolvable.clear()
 
     def forget(self, names: Iterable[str]) -> None:
-        judged, passed, rejected = self.judged, self.passed, self.rejected
+        passed, rejected = self.passed, self.rejected
         for name in names:
-            judged.discard(name)
             passed.discard(name)
             if name in rejected:
                 rejected.discard(name)
@@ -92,8 +93,7 @@ class _Verdicts:
 @dataclass(slots=True)
 class _Scores:
     valid_at: int = 0
-    items: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """Node -> (node, score): prioritize's answer items, reused as they are."""
+    values: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -113,19 +113,17 @@ class _Entries(cachetools.LRUCache[Hashable, _Entry]):
 
 
 def _changes(
-    valid_at: int, known: Set[str], view: cluster.ClusterState, limit: int
+    valid_at: int, known: Container[str], view: cluster.ClusterState, limit: int
 ) -> tuple[Set[str], Sequence[str]] | None:
     """Of the nodes in ``known``, those changed since ``valid_at``: (to judge again now, to
     forget).  None when the change log no longer reaches back that far (forget them all).
     With more than ``limit`` changes, all are forgotten (judged again only when offered)."""
-    if not known:
-        return set(), ()
     changed = view.changed_since(valid_at)
     if changed is None:
         return None
     if len(changed) > limit:
         return set(), changed
-    return known & set(changed), ()
+    return {name for name in set(changed) if name in known}, ()
 
 
 class FeasibilityCache:
@@ -169,9 +167,8 @@ class FeasibilityCache:
         entry = self._entry(signature, admit=True)
         verdicts = entry.verdicts if entry is not None else None
         again = 0
-        if verdicts is not None and verdicts.valid_at != view.generation:
-            changes = _changes(verdicts.valid_at, verdicts.judged, view, len(names))
-            verdicts.valid_at = view.generation
+        if verdicts and verdicts.valid_at != view.generation:
+            changes = _changes(verdicts.valid_at, verdicts, view, len(names))
             if changes is None:
                 verdicts.clear()
             else:
@@ -183,25 +180,25 @@ class FeasibilityCache:
                     if name in nodes:
                         verdicts.record(name, judge(name))
                         again += 1
-        if verdicts is None or not verdicts.judged:  # nothing to reuse: judge, remember
+        if verdicts is not None:
+            verdicts.valid_at = view.generation
+        if not verdicts:  # nothing to reuse: judge as without a cache, then remember
             answer = predicates.sort(names, judge)
             if verdicts is not None:
-                verdicts.judged.update(names)
                 verdicts.passed.update(answer.passed)
                 verdicts.failed.update(answer.failed)
                 verdicts.unresolvable.update(answer.unresolvable)
                 verdicts.rejected.update(answer.failed, answer.unresolvable)
             self._count(miss=True, rechecked=again + len(names))
             return answer
-        if verdicts.passed.issuperset(names):  # the common answer, in one pass
+        passed, rejected = verdicts.passed, verdicts.rejected
+        if passed.issuperset(names):  # the common answer, in one pass
             self._count(miss=False, rechecked=again)
             return predicates.Sorted(names, {}, {})
-        judged = verdicts.judged
-        fresh: Set[str] = set() if judged.issuperset(names) else set(names) - judged
+        fresh = set(names).difference(passed, rejected)
         for name in fresh:
             verdicts.record(name, judge(name))
         self._count(miss=False, rechecked=again + len(fresh))
-        rejected = verdicts.rejected
         if rejected.isdisjoint(names):
             return predicates.Sorted(names, {}, {})
         hit = rejected.intersection(names)
@@ -228,40 +225,42 @@ class FeasibilityCache:
         entry = self._entry(signature, admit=False)
         scores = entry.scores if entry is not None else None
         again = 0
-        if scores is not None and scores.valid_at != view.generation:
-            changes = _changes(scores.valid_at, scores.items.keys(), view, len(names))
-            scores.valid_at = view.generation
+        if scores is not None and scores.values and scores.valid_at != view.generation:
+            values = scores.values
+            changes = _changes(scores.valid_at, values, view, len(names))
             if changes is None:
-                scores.items.clear()
+                values.clear()
             else:
                 now, later = changes
-                items = scores.items
                 for name in later:
-                    items.pop(name, None)
+                    values.pop(name, None)
                 nodes = view.nodes
                 for name in now:
                     if name in nodes:
-                        items[name] = (name, score(name))
+                        values[name] = score(name)
                         again += 1
                     else:
-                        del items[name]
-        if scores is None or not scores.items:  # nothing to reuse
+                        del values[name]
+        if scores is not None:
+            scores.valid_at = view.generation
+        if scores is None or not scores.values:  # nothing to reuse
             answer = [(name, score(name)) for name in names]
             if scores is not None:
-                scores.items.update(zip(names, answer, strict=True))
+                scores.values.update(answer)
             self._count(miss=True, rechecked=again + len(names))
             return answer
-        known = scores.items
+        known = scores.values
         try:
-            answer = list(map(known.__getitem__, names))
+            found = list(map(known.__getitem__, names))
         except KeyError:
             fresh = set(names).difference(known)
             for name in fresh:
-                known[name] = (name, score(name))
+                known[name] = score(name)
             self._count(miss=False, rechecked=again + len(fresh))
-            return list(map(known.__getitem__, names))
-        self._count(miss=False, rechecked=again)
-        return answer
+            found = list(map(known.__getitem__, names))
+        else:
+            self._count(miss=False, rechecked=again)
+        return list(zip(names, found, strict=True))
 
     def _count(self, *, miss: bool, rechecked: int) -> None:
         stats = self.stats
