@@ -53,22 +53,20 @@ class _Verdicts:
     """The view's generation these verdicts are up to date with."""
     passed: set[str] = field(default_factory=set)
     """Judged nodes that passed: a call offering only these is answered in one set pass."""
-    rejected: set[str] = field(default_factory=set)
-    """Judged nodes that were rejected: the keys of ``failed`` and ``unresolvable``."""
     failed: dict[str, str] = field(default_factory=dict)
+    """Judged nodes rejected where preemption may help, with the reason."""
     unresolvable: dict[str, str] = field(default_factory=dict)
 
     def __contains__(self, name: object) -> bool:
-        return name in self.passed or name in self.rejected
+        return name in self.passed or name in self.failed or name in self.unresolvable
 
     def __bool__(self) -> bool:
-        return bool(self.passed or self.rejected)
+        return bool(self.passed or self.failed or self.unresolvable)
 
     def record(self, name: str, verdict: predicates.Rejection | None) -> None:
         if verdict is None:
             self.passed.add(name)
         else:
-            self.rejected.add(name)
             if verdict.code is predicates.Code.UNRESOLVABLE:
                 self.unresolvable[name] = verdict.reason
             else:
@@ -76,18 +74,15 @@ class _Verdicts:
 
     def clear(self) -> None:
         self.passed.clear()
-        self.rejected.clear()
         self.failed.clear()
         self.unresolvable.clear()
 
     def forget(self, names: Iterable[str]) -> None:
-        passed, rejected = self.passed, self.rejected
+        passed, failed, unresolvable = self.passed, self.failed, self.unresolvable
         for name in names:
             passed.discard(name)
-            if name in rejected:
-                rejected.discard(name)
-                self.failed.pop(name, None)
-                self.unresolvable.pop(name, None)
+            failed.pop(name, None)
+            unresolvable.pop(name, None)
 
 
 @dataclass(slots=True)
@@ -124,6 +119,17 @@ def _changes(
     if len(changed) > limit:
         return set(), changed
     return {name for name in set(changed) if name in known}, ()
+
+
+def _own_names(view: cluster.ClusterState) -> Callable[[str], str]:
+    """The view's own string object for a node name.  Entries keep those, not the (equal)
+    strings of each call, which would otherwise stay alive once per entry and node."""
+    nodes = view.nodes
+
+    def own(name: str) -> str:
+        return nodes[name].node.name
+
+    return own
 
 
 class FeasibilityCache:
@@ -185,28 +191,33 @@ class FeasibilityCache:
         if not verdicts:  # nothing to reuse: judge as without a cache, then remember
             answer = predicates.sort(names, judge)
             if verdicts is not None:
-                verdicts.passed.update(answer.passed)
-                verdicts.failed.update(answer.failed)
-                verdicts.unresolvable.update(answer.unresolvable)
-                verdicts.rejected.update(answer.failed, answer.unresolvable)
+                own = _own_names(view)
+                verdicts.passed.update(map(own, answer.passed))
+                verdicts.failed.update({own(n): why for n, why in answer.failed.items()})
+                verdicts.unresolvable.update(
+                    {own(n): why for n, why in answer.unresolvable.items()}
+                )
             self._count(miss=True, rechecked=again + len(names))
             return answer
-        passed, rejected = verdicts.passed, verdicts.rejected
+        passed, failed, unresolvable = verdicts.passed, verdicts.failed, verdicts.unresolvable
         if passed.issuperset(names):  # the common answer, in one pass
             self._count(miss=False, rechecked=again)
             return predicates.Sorted(names, {}, {})
-        fresh = set(names).difference(passed, rejected)
+        fresh = set(names).difference(passed, failed, unresolvable)
+        nodes = view.nodes
         for name in fresh:
-            verdicts.record(name, judge(name))
+            verdict = judge(name)
+            verdicts.record(nodes[name].node.name, verdict)
         self._count(miss=False, rechecked=again + len(fresh))
-        if rejected.isdisjoint(names):
+        hit_failed = failed.keys() & names
+        hit_unresolvable = unresolvable.keys() & names
+        if not hit_failed and not hit_unresolvable:
             return predicates.Sorted(names, {}, {})
-        hit = rejected.intersection(names)
-        failed, unresolvable = verdicts.failed, verdicts.unresolvable
+        hit = hit_failed | hit_unresolvable
         return predicates.Sorted(
             [name for name in names if name not in hit],
-            {name: failed[name] for name in hit if name in failed},
-            {name: unresolvable[name] for name in hit if name in unresolvable},
+            {name: failed[name] for name in hit_failed},
+            {name: unresolvable[name] for name in hit_unresolvable},
         )
 
     def scores(
@@ -246,7 +257,8 @@ class FeasibilityCache:
         if scores is None or not scores.values:  # nothing to reuse
             answer = [(name, score(name)) for name in names]
             if scores is not None:
-                scores.values.update(answer)
+                own = _own_names(view)
+                scores.values.update((own(name), value) for name, value in answer)
             self._count(miss=True, rechecked=again + len(names))
             return answer
         known = scores.values
@@ -254,8 +266,10 @@ class FeasibilityCache:
             found = list(map(known.__getitem__, names))
         except KeyError:
             fresh = set(names).difference(known)
+            nodes = view.nodes
             for name in fresh:
-                known[name] = score(name)
+                value = score(name)
+                known[nodes[name].node.name] = value
             self._count(miss=False, rechecked=again + len(fresh))
             found = list(map(known.__getitem__, names))
         else:
