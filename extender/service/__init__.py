@@ -263,6 +263,8 @@ class ExtenderService:
         self._require_ready()
         verdict = self.queues.filter(pod)
         if verdict is not None and verdict.reason:
+            if node_objects is None:
+                self._check_names(node_names)  # a waiting pod's answer names every node
             _FILTER_UNRESOLVABLE.inc(len(node_names))
             return FilterOutcome(unresolvable=dict.fromkeys(node_names, verdict.reason))
         if verdict is not None:

@@ -398,3 +398,13 @@ async def test_an_arrival_that_goes_ahead_of_the_waiting_line_reorders_it():
     late = queued("e", created="2025-01-01T00:00:10Z")
     service.apply_pod(late)
     assert service.filter(late, NODES).unresolvable["n0"].endswith("position 4 of 4")
+
+
+async def test_a_waiting_pod_with_an_unknown_node_name_is_a_bad_request():
+    from extender.service import RequestError
+
+    service, _, _ = make_service(cpu=0)
+    pod = queued("waits")
+    service.apply_pod(pod)
+    with pytest.raises(RequestError, match="unknown node"):
+        service.filter(pod, ["n0", "ghost"])
