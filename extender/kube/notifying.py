@@ -83,29 +83,20 @@ class KubeNotifier:
 
     def _annotate(self, pod: model.Pod, annotations: dict[str, str]) -> None:
         # An empty value removes the annotation (a merge patch with null).
-        values = {k: (v if v else None) for k, v in annotations.items()}
-        patch = {"metadata": {"annotations": values}}
-        try:
-            request(
-                self.connection,
-                "PATCH",
-                namespaced_path(pod.namespace, "pods", pod.name),
-                patch,
-                content_type="application/merge-patch+json",
-            )
-        except Exception as exc:  # the pod may be gone; the record stays in memory
-            log.debug("annotating %s failed: %s", pod.key, exc)
+        self._patch_annotations(pod, {k: (v if v else None) for k, v in annotations.items()})
 
     def _nudge(self, pod: model.Pod) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        patch = {"metadata": {"annotations": {NUDGE_ANNOTATION: stamp}}}
+        self._patch_annotations(pod, {NUDGE_ANNOTATION: stamp})
+
+    def _patch_annotations(self, pod: model.Pod, values: dict[str, str | None]) -> None:
         try:
             request(
                 self.connection,
                 "PATCH",
                 namespaced_path(pod.namespace, "pods", pod.name),
-                patch,
+                {"metadata": {"annotations": values}},
                 content_type="application/merge-patch+json",
             )
-        except Exception as exc:  # the pod may be gone; the scheduler retries anyway
-            log.debug("nudge of %s failed: %s", pod.key, exc)
+        except Exception as exc:  # the pod may be gone: nudges and records are best effort
+            log.debug("patching annotations of %s failed: %s", pod.key, exc)

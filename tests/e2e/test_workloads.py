@@ -18,36 +18,13 @@ import pytest
 from conftest import Extender
 from controlplane import ControlPlane, wait_until
 from harness import IMAGE, NodeSet
-from test_queues import QUEUE_LABEL, put_queues, queues  # noqa: F401  (fixture)
+from test_queues import QUEUE_LABEL, put_queues, queue_setup, queues  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
 
 def setup(namespace: str, *, cpu: int, wait: str = "") -> str:
-    text = textwrap.dedent(f"""\
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: ResourceFlavor
-        metadata: {{name: default-flavor}}
-        ---
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: ClusterQueue
-        metadata: {{name: cq-{namespace}}}
-        spec:
-          namespaceSelector: {{}}
-          resourceGroups:
-          - coveredResources: [cpu, memory]
-            flavors:
-            - name: default-flavor
-              resources:
-              - {{name: cpu, nominalQuota: {cpu}}}
-              - {{name: memory, nominalQuota: 100Gi}}
-        ---
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: LocalQueue
-        metadata: {{namespace: {namespace}, name: user-queue}}
-        spec: {{clusterQueue: cq-{namespace}}}
-        """)
-    return text + (f"---\n{textwrap.dedent(wait)}" if wait else "")
+    return queue_setup(namespace, cpu=cpu) + (f"---\n{textwrap.dedent(wait)}" if wait else "")
 
 
 def job(
