@@ -35,6 +35,9 @@ Status = lifecycle.Status
 Reason = lifecycle.Reason
 
 
+_WORKLOAD_INACTIVE = "the Workload object is inactive"
+
+
 def _stamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
@@ -107,8 +110,8 @@ class Lifecycles:
         if record is None:
             return
         if not active and record.active:
-            self._deactivate(record, Reason.DEACTIVATED, "the Workload object is inactive")
-        elif active and not record.active and record.deactivation.startswith("the Workload"):
+            self._deactivate(record, Reason.DEACTIVATED, _WORKLOAD_INACTIVE)
+        elif active and not record.active and record.deactivation.endswith(_WORKLOAD_INACTIVE):
             self._activate(record)
 
     def gone(self, key: str, uid: str) -> None:

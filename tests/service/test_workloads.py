@@ -238,3 +238,30 @@ async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_t
     assert evictor.evicted == []  # still within the recovery timeout
     await asyncio.sleep(0.15)
     assert evictor.evicted == ["steady"]
+
+
+async def test_a_workload_object_turned_inactive_and_active_again():
+    service, _, evictor = make_service()
+    members = [
+        queued(
+            f"w{i}",
+            labels={gang.WORKLOAD_LABEL: "train", gang.POD_GROUP_LABEL: "workers"},
+        )
+        for i in range(2)
+    ]
+    workload = gang.Workload("default", "train", {"workers": gang.PodGroupPolicy(True, 2)})
+    service.apply_workload(workload)
+    for m in members:
+        service.apply_pod(m)
+    assert len(service.filter(members[0], NODES).passed) == 1
+    service.apply_workload(dataclasses.replace(workload, active=False))
+    await asyncio.sleep(0)
+    assert sorted(evictor.evicted) == ["w0", "w1"]
+    back = [queued(f"w{i}", labels=members[0].labels) for i in range(2, 4)]
+    for m in back:
+        service.apply_pod(m)
+    assert "workload deactivated" in next(
+        iter(service.filter(back[0], NODES).unresolvable.values())
+    )
+    service.apply_workload(workload)
+    assert len(service.filter(back[0], NODES).passed) == 1
