@@ -38,7 +38,7 @@ class QuotaBook:
             if not cq.cohort:
                 continue
             totals = self._cohort_quota.setdefault(cq.cohort, {})
-            for fr, quota in _quotas(cq):
+            for fr, quota in quotas(cq):
                 totals[fr] = totals.get(fr, 0) + quota.nominal - quota.guaranteed
 
     def copy(self) -> QuotaBook:
@@ -114,7 +114,8 @@ class QuotaBook:
         return False
 
 
-def _quotas(cq: queues.ClusterQueue) -> Iterable[tuple[FlavorResource, queues.Quota]]:
+def quotas(cq: queues.ClusterQueue) -> Iterable[tuple[FlavorResource, queues.Quota]]:
+    """Every (flavor, resource) the queue has a quota for, with that quota."""
     for group in cq.resource_groups:
         for fq in group.flavors:
             for resource, quota in fq.quotas.items():

@@ -184,6 +184,24 @@ def _api_watcher(list_fn: Callable[..., Any]) -> Watcher:
     return watcher
 
 
+def _reflector(
+    resource: str,
+    list_fn: Callable[..., Any],
+    convert: Callable[[object], T],
+    handlers: Handlers[T],
+    loop: asyncio.AbstractEventLoop,
+) -> Reflector[T]:
+    """A reflector over one API list call (its watch is the same call with ``watch=true``)."""
+    return Reflector(
+        resource=resource,
+        lister=_api_lister(list_fn),
+        watcher=_api_watcher(list_fn),
+        convert=convert,
+        handlers=handlers,
+        loop=loop,
+    )
+
+
 class ClusterFeed(Protocol):
     """Where the reflectors deliver (the service): the whole list after a relist, then changes."""
 
@@ -238,44 +256,40 @@ class KubeSource:
         list_fn = functools.partial(custom.list_cluster_custom_object, group, version, "workloads")
         feed = self.feed
         log.info("reading Workload objects from %s/%s", group, version)
-        return Reflector(
-            resource="workloads",
-            lister=_api_lister(list_fn),
-            watcher=_api_watcher(list_fn),
-            convert=objects.to_workload,
-            loop=loop,
-            handlers=Handlers(feed.replace_workloads, feed.apply_workload, feed.remove_workload),
+        return _reflector(
+            "workloads",
+            list_fn,
+            objects.to_workload,
+            Handlers(feed.replace_workloads, feed.apply_workload, feed.remove_workload),
+            loop,
         )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         core = self.connection.core
         feed = self.feed
-        nodes: Reflector[model.Node] = Reflector(
-            resource="nodes",
-            lister=_api_lister(core.list_node),
-            watcher=_api_watcher(core.list_node),
-            convert=objects.to_node,
-            loop=loop,
-            handlers=Handlers(
+        nodes = _reflector(
+            "nodes",
+            core.list_node,
+            objects.to_node,
+            Handlers(
                 feed.replace_nodes, feed.upsert_node, lambda node: feed.delete_node(node.name)
             ),
+            loop,
         )
-        pods: Reflector[model.Pod] = Reflector(
-            resource="pods",
-            lister=_api_lister(core.list_pod_for_all_namespaces),
-            watcher=_api_watcher(core.list_pod_for_all_namespaces),
-            convert=objects.to_pod,
-            loop=loop,
-            handlers=Handlers(feed.replace_pods, feed.apply_pod, feed.remove_pod),
+        pods = _reflector(
+            "pods",
+            core.list_pod_for_all_namespaces,
+            objects.to_pod,
+            Handlers(feed.replace_pods, feed.apply_pod, feed.remove_pod),
+            loop,
         )
-        namespaces: Reflector[model.Namespace] = Reflector(
-            resource="namespaces",
-            lister=_api_lister(core.list_namespace),
-            watcher=_api_watcher(core.list_namespace),
-            convert=objects.to_namespace,
-            loop=loop,
-            handlers=Handlers(feed.replace_namespaces, feed.apply_namespace, feed.remove_namespace),
+        namespaces = _reflector(
+            "namespaces",
+            core.list_namespace,
+            objects.to_namespace,
+            Handlers(feed.replace_namespaces, feed.apply_namespace, feed.remove_namespace),
+            loop,
         )
         workloads = await loop.run_in_executor(self.connection.executor, self._workloads, loop)
         self.reflectors = [r for r in (nodes, namespaces, workloads, pods) if r is not None]

@@ -187,6 +187,11 @@ class QueueManager:
             self.forget(pod.uid, finished=pod.terminated)
             return
         known = self.pods.get(pod.uid)
+        if known is not None and (
+            known is pod
+            or (pod.resource_version and known.resource_version == pod.resource_version)
+        ):
+            return  # this version was seen already (the watch, then the filter call)
         self.pods[pod.uid] = pod
         if pod.uid not in self.charges:
             self._uncharged[pod.uid] = pod
@@ -707,21 +712,17 @@ class QueueManager:
             by_cq.setdefault(pending.cluster_queue, []).append((key, pending))
         out = []
         for cq in sorted(config.cluster_queues.values(), key=lambda c: c.name):
-            usage = []
-            for group in cq.resource_groups:
-                for fq in group.flavors:
-                    for resource, q in fq.quotas.items():
-                        used = self.book.used(cq.name, (fq.flavor, resource))
-                        usage.append(
-                            {
-                                "flavor": fq.flavor,
-                                "resource": resource,
-                                "used": used,
-                                "nominal": q.nominal,
-                                "borrowed": max(0, used - q.nominal),
-                                "available": self.book.available(cq, (fq.flavor, resource)),
-                            }
-                        )
+            usage = [
+                {
+                    "flavor": fr[0],
+                    "resource": fr[1],
+                    "used": (used := self.book.used(cq.name, fr)),
+                    "nominal": q.nominal,
+                    "borrowed": max(0, used - q.nominal),
+                    "available": self.book.available(cq, fr),
+                }
+                for fr, q in quota.quotas(cq)
+            ]
             waiting = sorted(by_cq.get(cq.name, []), key=lambda kp: kp[1].position or 1 << 30)
             out.append(
                 {
@@ -763,13 +764,11 @@ class QueueManager:
         admitted: dict[str, int] = {}
         for a in self.admissions.values():
             admitted[a.cluster_queue] = admitted.get(a.cluster_queue, 0) + 1
-        usage = []
-        for cq in self.config.cluster_queues.values():
-            for group in cq.resource_groups:
-                for fq in group.flavors:
-                    for resource, q in fq.quotas.items():
-                        used = self.book.used(cq.name, (fq.flavor, resource))
-                        usage.append((cq.name, fq.flavor, resource, used, q.nominal))
+        usage = [
+            (cq.name, fr[0], fr[1], self.book.used(cq.name, fr), q.nominal)
+            for cq in self.config.cluster_queues.values()
+            for fr, q in quota.quotas(cq)
+        ]
         names = sorted(self.config.cluster_queues)
         return metrics.QueueReading(
             pending={n: pending.get(n, 0) for n in names},
