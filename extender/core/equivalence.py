@@ -14,20 +14,42 @@ nodes are decided by the gang plan.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-
 from extender.core import model
 
-Signature = Hashable
+
+class Signature:
+    """An equivalence class: the fields below, hashed once.  The cache looks a signature up
+    several times per call, and hashing the nested terms and tolerations each time showed."""
+
+    __slots__ = ("_fields", "_hash")
+
+    def __init__(self, fields: tuple[object, ...]) -> None:
+        self._fields = fields
+        self._hash = hash(fields)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Signature):
+            return NotImplemented
+        return self._hash == other._hash and self._fields == other._fields
+
+    def __repr__(self) -> str:
+        return f"Signature{self._fields!r}"
 
 
 def signature(pod: model.Pod) -> Signature | None:
     """The pod's equivalence class, or None when it must be judged fresh every time."""
     if pod.host_ports or pod.has_pod_affinity or pod.has_topology_spread:
         return None
-    return (
-        tuple(sorted(pod.requests.items())),
-        tuple(sorted(pod.node_selector.items())),
-        pod.required_terms,
-        pod.tolerations,
+    return Signature(
+        (
+            tuple(sorted(pod.requests.items())),
+            tuple(sorted(pod.node_selector.items())),
+            pod.required_terms,
+            pod.tolerations,
+        )
     )

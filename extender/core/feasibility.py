@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import cachetools
 
-from extender.core import cluster, predicates
+from extender.core import cluster, predicates, scoring
 
 Judge = Callable[[str], predicates.Rejection | None]
 """Judges the named node (a node of the view) for the entry's signature."""
@@ -227,8 +227,8 @@ class FeasibilityCache:
         score: Scorer,
         *,
         view: cluster.ClusterState,
-    ) -> list[tuple[str, int]]:
-        """``(name, score)`` for each of ``names``, computing only nodes changed or new (in
+    ) -> scoring.Scores:
+        """The score of each of ``names``, computing only nodes changed or new (in
         the signature's entry, made by ``filter``).
 
         ``score`` may raise for a name that is not a node of the view; nothing is cached
@@ -255,12 +255,11 @@ class FeasibilityCache:
         if scores is not None:
             scores.valid_at = view.generation
         if scores is None or not scores.values:  # nothing to reuse
-            answer = [(name, score(name)) for name in names]
+            computed = list(map(score, names))
             if scores is not None:
-                own = _own_names(view)
-                scores.values.update((own(name), value) for name, value in answer)
+                scores.values.update(zip(map(_own_names(view), names), computed, strict=True))
             self._count(miss=True, rechecked=again + len(names))
-            return answer
+            return scoring.Scores(names, computed)
         known = scores.values
         try:
             found = list(map(known.__getitem__, names))
@@ -274,7 +273,7 @@ class FeasibilityCache:
             found = list(map(known.__getitem__, names))
         else:
             self._count(miss=False, rechecked=again)
-        return list(zip(names, found, strict=True))
+        return scoring.Scores(names, found)
 
     def _count(self, *, miss: bool, rechecked: int) -> None:
         stats = self.stats

@@ -127,6 +127,7 @@ class Pod:
     resource_version: str = ""
     workload_ref: WorkloadRef | None = None
     scheduling_group: str = ""
+    """``spec.schedulingGroup.podGroupName`` (Kubernetes 1.36+)."""
     ready: bool = False
     """``status.conditions`` has Ready=True (the kubelet's readiness)."""
     owner: tuple[str, str] | None = None
@@ -134,7 +135,6 @@ class Pod:
     requests_pods: bool = False
     """The spec itself requests the ``pods`` resource (``requests`` counts it as 1 anyway);
     Kueue reserves that name for its own pod count, so a queued pod doing this is refused."""
-    """``spec.schedulingGroup.podGroupName`` (Kubernetes 1.36+)."""
 
     @property
     def key(self) -> str:

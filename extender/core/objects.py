@@ -7,6 +7,7 @@ of the offending field, so adapters can answer with a clear HTTP 400.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,14 +86,24 @@ def _timestamp(value: object, path: str) -> float:
 # -- nodes ----------------------------------------------------------------------------------
 
 
+# A DNS-1123 subdomain, which the API server requires of every Node's name (ValidateNodeName).
+_NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
 def to_node(raw: object) -> model.Node:
-    """Convert a raw v1.Node."""
+    """Convert a raw v1.Node.  Its name must be a DNS subdomain, as the API server demands, so
+    node names never need escaping in JSON."""
     if not isinstance(raw, dict):
         raise ObjectError("Node must be an object")
     meta = _dict(raw, "metadata", "node")
     name = _str(meta, "name", "node.metadata")
     if not name:
         raise ObjectError("node.metadata.name is missing")
+    if len(name) > 253 or not _NODE_NAME.fullmatch(name):
+        raise ObjectError(
+            f"node.metadata.name {name!r} is not a DNS subdomain "
+            "(lower-case letters, digits, '-' and '.', at most 253 characters)"
+        )
     spec = _dict(raw, "spec", "node")
     status = _dict(raw, "status", "node")
     allocatable = _quantities(status, "allocatable", "node.status") or _quantities(

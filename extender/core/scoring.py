@@ -9,7 +9,8 @@ Scores are absolute (not rescaled per call), so the same node state always score
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from extender.core import model, resources
 
@@ -18,6 +19,17 @@ MAX_SCORE = 10
 # kube-scheduler scores a pod without requests as if it asked for 100m cpu and 200Mi memory.
 _NON_ZERO_DEFAULTS = {resources.CPU: 100, resources.MEMORY: 200 * 2**20}
 DEFAULT_WEIGHTS: Mapping[str, int] = {resources.CPU: 1, resources.MEMORY: 1}
+
+
+class Scores(NamedTuple):
+    """Prioritize's answer as two parallel lists: ``values[i]`` scores ``hosts[i]`` (no pair
+    objects: a run of identical pods answers hundreds of hosts per call)."""
+
+    hosts: Sequence[str]
+    values: Sequence[int]
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return list(zip(self.hosts, self.values, strict=True))
 
 
 class Strategy(enum.StrEnum):

@@ -329,16 +329,19 @@ class ExtenderService:
         node_names: Sequence[str],
         *,
         node_objects: Mapping[str, model.Node] | None = None,
-    ) -> list[tuple[str, int]]:
+    ) -> scoring.Scores:
         """Score each node 0..10 with the configured strategy (names as in ``filter``)."""
         self._require_ready()
         pod = self.queues.constrain(pod)  # the same cache entry as its filter call
         strategy, requests = self.settings.scoring, pod.requests
         if node_objects is not None:
-            return [
-                (name, scoring.score(strategy, requests, node_objects[name], self._used(name)))
-                for name in node_names
-            ]
+            return scoring.Scores(
+                node_names,
+                [
+                    scoring.score(strategy, requests, node_objects[name], self._used(name))
+                    for name in node_names
+                ],
+            )
         nodes = self.state.nodes
 
         def score(name: str) -> int:
@@ -348,7 +351,7 @@ class ExtenderService:
         signature = self._signature(pod)
         try:
             if signature is None or self.cache is None:
-                return [(name, score(name)) for name in node_names]
+                return scoring.Scores(node_names, list(map(score, node_names)))
             return self.cache.scores(signature, node_names, score, view=self.state)
         except (KeyError, TypeError):
             self._check_names(node_names)

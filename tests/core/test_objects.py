@@ -419,6 +419,24 @@ def test_malformed_nodes_raise_object_error_naming_the_field(raw: object, messag
         objects.to_node(raw)
 
 
+@pytest.mark.parametrize(
+    "name", ["Node-1", "node_1", "tab\there", 'quo"te', "-edge", "edge-", "a..b", "x" * 254]
+)
+def test_a_node_name_that_is_no_dns_subdomain_is_refused(name: str) -> None:
+    """The API server refuses such names, and the wire writes node names unescaped."""
+    raw = make_node("n")
+    raw["metadata"]["name"] = name
+    with pytest.raises(objects.ObjectError, match="is not a DNS subdomain"):
+        objects.to_node(raw)
+
+
+@pytest.mark.parametrize("name", ["n", "node-1", "ip-10-0-0-1.ec2.internal", "x" * 253])
+def test_dns_subdomain_node_names_are_read(name: str) -> None:
+    raw = make_node("n")
+    raw["metadata"]["name"] = name
+    assert objects.to_node(raw).name == name
+
+
 def test_a_spec_naming_the_pods_resource_is_flagged():
     assert not builders.pod("plain", cpu="1").requests_pods
     assert builders.pod("explicit", requests={"cpu": "1", "pods": "1"}).requests_pods

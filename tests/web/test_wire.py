@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from extender.core import cluster
+from extender.core import cluster, scoring
+from extender.web import wire
 from tests import builders
 
 FILTER_RESULT_KEYS = set(builders.load_payload("protocol-extender-filter-result.json"))
@@ -161,6 +162,31 @@ async def test_prioritize_in_node_objects_mode(client: TestClient) -> None:
     scores = {entry["Host"]: entry["Score"] for entry in reply}
     assert scores.keys() == {"big", "tiny"}
     assert scores["big"] > scores["tiny"]
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        ["node-1", "node-2.zone-a", "n3"],
+        ["nøde-ü", "節点"],  # not ASCII: orjson writes them
+        ['quo"te', "ok"],  # needs escaping: orjson writes it
+        ["back\\slash"],
+        [],
+    ],
+)
+@pytest.mark.parametrize("values", ["all", "ends"])
+def test_host_priorities_is_the_json_of_one_object_per_host(hosts: list[str], values: str) -> None:
+    scores = [i % 11 for i in range(len(hosts))] if values == "all" else [0] * len(hosts)
+    if values == "ends" and hosts:
+        scores[-1] = 10
+    body = wire.host_priorities(scoring.Scores(hosts, scores))
+    assert json.loads(body) == [{"Host": h, "Score": s} for h, s in zip(hosts, scores, strict=True)]
+
+
+def test_host_priorities_never_writes_a_score_outside_0_to_10_as_another() -> None:
+    """A negative score must not pick a separator from the end of the table."""
+    body = wire.host_priorities(scoring.Scores(["a", "b"], [-1, 11]))
+    assert json.loads(body) == [{"Host": "a", "Score": -1}, {"Host": "b", "Score": 11}]
 
 
 # -- bind -----------------------------------------------------------------------------------
