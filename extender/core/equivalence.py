@@ -18,8 +18,9 @@ from extender.core import model
 
 
 class Signature:
-    """An equivalence class: the fields below, hashed once.  The cache looks a signature up
-    several times per call, and hashing the nested terms and tolerations each time showed."""
+    """An equivalence class: the fields ``signature`` picks, hashed once.  The cache looks a
+    signature up several times per call; hashing the nested terms and tolerations at every
+    lookup showed in profiles."""
 
     __slots__ = ("_fields", "_hash")
 
