@@ -302,8 +302,9 @@ class QueueManager:
             if group is not None and group.policy.is_gang:
                 key = f"gang/{member.key}"
                 admission = self.admissions.get(key)
-                # Members arriving after their gang was admitted are admitted one by one.
-                if admission is None or pod.uid in admission.pods:
+                # Members arriving after their gang was admitted are admitted one by one;
+                # replacements arriving while it is evicted wait for its next admission.
+                if admission is None or admission.evicting or pod.uid in admission.pods:
                     return key
         return f"pod/{pod.key}"
 
@@ -359,6 +360,9 @@ class QueueManager:
                     f"admission ({lifecycle.MIN_PARALLELISM_ANNOTATION}): remove one of them"
                 )
             why = why or self.lifecycle.holds(key)
+            evicted = self.admissions.get(key)
+            if not why and evicted is not None and evicted.evicting:
+                why = f"waiting until the pods of {key}, being evicted, are gone"
             if why:
                 self.unqueued[pending_key] = why
                 continue

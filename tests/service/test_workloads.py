@@ -63,6 +63,49 @@ async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
     assert record(service, "pod/default/slow").conditions["PodsReady"].status
 
 
+async def schedule_gang(service, pods: list[model.Pod]) -> list[str]:
+    """Filter every member, then bind them all at once (a gang's binds wait at its gate);
+    returns the nodes, or the first rejection."""
+    for pod in pods:
+        service.apply_pod(pod)
+    chosen = []
+    for pod in pods:
+        outcome = service.filter(pod, NODES)
+        if not outcome.passed:
+            return [next(iter({**outcome.unresolvable, **outcome.failed}.values()))]
+        chosen.append(outcome.passed[0])
+    binds = (
+        service.bind(namespace=p.namespace, name=p.name, uid=p.uid, node_name=node)
+        for p, node in zip(pods, chosen, strict=True)
+    )
+    await asyncio.wait_for(asyncio.gather(*binds), 2)
+    return chosen
+
+
+async def test_a_gang_replacement_arriving_during_its_eviction_waits_for_the_gang():
+    """The Job recreates evicted pods while the old ones are still terminating: the new pods
+    belong to the gang's next admission, not to admissions of their own."""
+    service, _, evictor = make_service()
+    evictor.service = None  # evicted pods linger, terminating, until removed below
+    configure(service, timeout=0.2, base=0.01)
+    labels = {gang.WORKLOAD_LABEL: "train"}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    old = [queued(f"old{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    assert set(await schedule_gang(service, old)) <= set(NODES)
+    await asyncio.sleep(0.3)  # past the PodsReady timeout
+    assert sorted(evictor.evicted) == ["old0", "old1", "old2"]
+    new = [queued(f"new{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    for pod in new:
+        service.apply_pod(pod)
+        assert not service.filter(pod, NODES).passed
+    assert not any(pod.uid in service.queues.charges for pod in new)
+    for pod in old:
+        service.remove_pod(pod)
+    await asyncio.sleep(0.1)  # past the backoff
+    assert set(await schedule_gang(service, new)) <= set(NODES)
+    assert {service.queues.charges[pod.uid].workload for pod in new} == {"gang/default/train/main"}
+
+
 async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
     service, notifier, evictor = make_service()
     configure(service, limit=1, base=0.01)
