@@ -276,13 +276,7 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
         # While the gang holds its 8 cpu (7 assumed at bind, 1 reserved for the blocked
         # member), a plain pod that needs one of them is turned away by muster.
         create(cp, ns, pod("during-hold", nodes.selector, cpu="1"))
-        wait_until(
-            lambda: extender.proxy.for_pod("during-hold", "filter", mark, answered=True),
-            20,
-            0.1,
-            "a filter call for during-hold",
-        )
-        reply = extender.proxy.for_pod("during-hold", "filter", mark, answered=True)[-1].reply
+        reply = _filter_reply(extender, "during-hold", mark)
         assert reply["NodeNames"] == [] and set(reply["FailedNodes"].values()) == {
             "Insufficient cpu"
         }
@@ -305,6 +299,17 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
     wait_all_bound(cp, ns, ["after-release"], 5)
 
 
+def _filter_reply(extender: Extender, name: str, mark: int) -> dict[str, Any]:
+    """muster's answer to the first filter call for pod ``name`` after ``mark``."""
+    calls = wait_until(
+        lambda: extender.proxy.for_pod(name, "filter", mark, answered=True),
+        20,
+        0.1,
+        f"a filter call for {name}",
+    )
+    return calls[-1].reply
+
+
 def test_a_pod_turned_away_by_a_gang_reservation_is_retried_when_the_gang_times_out(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
@@ -314,13 +319,7 @@ def test_a_pod_turned_away_by_a_gang_reservation_is_retried_when_the_gang_times_
     harness.wait_muster_sees_nodes(cp, extender.muster)
     mark = _hold_gate(extender, ns, nodes, "held", timeout=4)
     create(cp, ns, pod("turned-away", nodes.selector, cpu="1"))
-    wait_until(
-        lambda: extender.proxy.for_pod("turned-away", "filter", mark, answered=True),
-        20,
-        0.1,
-        "a filter call for turned-away",
-    )
-    reply = extender.proxy.for_pod("turned-away", "filter", mark, answered=True)[-1].reply
+    reply = _filter_reply(extender, "turned-away", mark)
     assert reply["NodeNames"] == [] and "Insufficient cpu" in reply["FailedNodes"].values()
     assert placements(cp, ns)["turned-away"] == ""  # while the gang holds the room
     binds = [extender.proxy.for_pod(n, "bind", mark)[0] for n in members("held")[:-1]]

@@ -103,6 +103,13 @@ def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs) ->
     return builders.pod(name, uid=name, cpu=cpu, labels=labels, **kwargs)
 
 
+def gang_members(workload: str, prefix: str, cpu: str = "1") -> list[model.Pod]:
+    """Three queued pods of gang ``workload`` with ``minCount`` 3."""
+    labels = {gang.WORKLOAD_LABEL: workload}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    return [queued(f"{prefix}{i}", cpu, labels=labels, annotations=annotations) for i in range(3)]
+
+
 NODES = ["n0", "n1", "n2", "n3"]
 
 
@@ -176,9 +183,7 @@ async def test_unknown_queue_and_priority_class_say_what_is_missing():
 
 async def test_a_gang_is_admitted_whole_once_its_quorum_exists():
     service, _, _ = make_service(cpu=4)
-    labels = {gang.WORKLOAD_LABEL: "train"}
-    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
-    members = [queued(f"m{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    members = gang_members("train", "m", "1")
     service.apply_pod(members[0])
     first = service.filter(members[0], NODES)
     assert not first.passed
@@ -194,9 +199,7 @@ async def test_a_gang_is_admitted_whole_once_its_quorum_exists():
 
 async def test_a_gang_that_exceeds_its_quota_holds_no_capacity():
     service, _, _ = make_service(cpu=4)
-    labels = {gang.WORKLOAD_LABEL: "big"}
-    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
-    members = [queued(f"b{i}", "2", labels=labels, annotations=annotations) for i in range(3)]
+    members = gang_members("big", "b", "2")
     for m in members:
         service.apply_pod(m)
     outcome = service.filter(members[0], NODES)

@@ -11,7 +11,7 @@ import yaml
 
 from extender.core import gang, lifecycle, model, queues
 from tests import builders
-from tests.service.test_queues import NODES, SETUP, make_service, queued, schedule
+from tests.service.test_queues import NODES, SETUP, gang_members, make_service, queued, schedule
 
 WAIT = """\
 ---
@@ -88,13 +88,11 @@ async def test_a_gang_replacement_arriving_during_its_eviction_waits_for_the_gan
     service, _, evictor = make_service()
     evictor.service = None  # evicted pods linger, terminating, until removed below
     configure(service, timeout=0.2, base=0.01)
-    labels = {gang.WORKLOAD_LABEL: "train"}
-    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
-    old = [queued(f"old{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    old = gang_members("train", "old", "1")
     assert set(await schedule_gang(service, old)) <= set(NODES)
     await asyncio.sleep(0.3)  # past the PodsReady timeout
     assert sorted(evictor.evicted) == ["old0", "old1", "old2"]
-    new = [queued(f"new{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    new = gang_members("train", "new")
     for pod in new:
         service.apply_pod(pod)
         assert not service.filter(pod, NODES).passed
@@ -168,9 +166,7 @@ async def test_maximum_execution_time_counts_earlier_admissions():
 
 async def test_finished_pods_give_their_quota_back_at_once():
     service, _, _ = make_service(cpu=4)
-    labels = {gang.WORKLOAD_LABEL: "sweep"}
-    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
-    members = [queued(f"s{i}", "1", labels=labels, annotations=annotations) for i in range(3)]
+    members = gang_members("sweep", "s", "1")
     for m in members:
         service.apply_pod(m)
     service.filter(members[0], NODES)
