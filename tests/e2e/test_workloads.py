@@ -203,12 +203,13 @@ def test_an_elastic_job_is_charged_for_exactly_the_pods_it_has(
     stop = threading.Event()
 
     def sample() -> None:
-        # muster follows the API through its watch, a little behind: a reading of muster is
-        # compared with the Job's pods listed just before and just after it.
+        # muster follows the API through its watch, a little behind. A reading of muster is
+        # compared with the Job's pods listed just before and just after it, counting pods
+        # being deleted too: they are gone only once muster has let go of them (below).
         while not stop.is_set():
-            before = len(live(job_pods(cp, ns, "elastic")))
+            before = len(job_pods(cp, ns, "elastic"))
             used = used_cpu(queues, f"cq-{ns}")
-            after = len(live(job_pods(cp, ns, "elastic")))
+            after = len(job_pods(cp, ns, "elastic"))
             samples.append((used, max(before, after)))
             stop.wait(0.1)
 
@@ -224,22 +225,29 @@ def test_an_elastic_job_is_charged_for_exactly_the_pods_it_has(
             )
 
             def settled(count: int = parallelism) -> bool:
-                pods = job_pods(cp, ns, "elastic")
-                confirm_deletions(cp, ns, pods)
-                alive = live(pods)
+                alive = live(job_pods(cp, ns, "elastic"))
                 return (
                     len(alive) == count
                     and all(p["spec"].get("nodeName") for p in alive)
                     and used_cpu(queues, f"cq-{ns}") == 1000 * count
                 )
 
+            # On scale-down the quota comes back when the pods are marked for deletion, before
+            # a kubelet confirms it: the deletions are confirmed only after that.
             wait_until(settled, 60, 0.2, f"{parallelism} pods bound and charged")
+            confirm_deletions(cp, ns, job_pods(cp, ns, "elastic"))
+            wait_until(
+                lambda count=parallelism: len(job_pods(cp, ns, "elastic")) == count,
+                30,
+                0.2,
+                f"only {parallelism} pods left",
+            )
     finally:
         stop.set()
         sampler.join(timeout=10)
     assert samples
     # Never charged for more pods than the Job has.
-    over = [(used, alive) for used, alive in samples if used > 1000 * alive]
+    over = [(used, had) for used, had in samples if used > 1000 * had]
     assert not over, over
     view = workload_view(queues, f"job/{ns}/elastic")
     assert view is not None and view["slice"] >= 2
