@@ -64,7 +64,7 @@ class Pending:
 class Decisions:
     admitted: list[tuple[Workload, str, quota.Assignment]] = field(default_factory=list)
     """(workload, ClusterQueue name, assignment) — already charged to the book."""
-    preemptions: list[tuple[Workload, list[quota.Admitted]]] = field(default_factory=list)
+    preemptions: list[tuple[Workload, list[quota.Target]]] = field(default_factory=list)
     pending: dict[str, Pending] = field(default_factory=dict)
 
 
@@ -172,7 +172,7 @@ def cycle(
                     exclude=claimed,
                 )
                 if victims:
-                    claimed.update(v.key for v in victims)
+                    claimed.update(t.victim.key for t in victims)
                     decisions.preemptions.append((workload, victims))
                     reason += f"; preempting {len(victims)} workload(s)"
             reasons[workload.key] = reason

@@ -57,6 +57,25 @@ class ReclaimWithinCohort(enum.StrEnum):
     ANY = "Any"
 
 
+class BorrowWithinCohortPolicy(enum.StrEnum):
+    NEVER = "Never"
+    LOWER_PRIORITY = "LowerPriority"
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowWithinCohort:
+    """Whether a workload that must borrow may preempt cohort workloads to do so: those of
+    lower priority than its own and at most ``max_priority_threshold`` (when set)."""
+
+    policy: BorrowWithinCohortPolicy = BorrowWithinCohortPolicy.NEVER
+    max_priority_threshold: int | None = None
+
+    def allows(self, *, victim: int, preemptor: int) -> bool:
+        if self.policy is BorrowWithinCohortPolicy.NEVER or victim >= preemptor:
+            return False
+        return self.max_priority_threshold is None or victim <= self.max_priority_threshold
+
+
 @dataclass(frozen=True, slots=True)
 class LabelSelector:
     """A Kubernetes label selector: every ``matchLabels`` pair and every expression must hold."""
@@ -133,6 +152,7 @@ class ClusterQueue:
     strategy: QueueingStrategy = QueueingStrategy.BEST_EFFORT_FIFO
     within_cluster_queue: WithinClusterQueue = WithinClusterQueue.NEVER
     reclaim_within_cohort: ReclaimWithinCohort = ReclaimWithinCohort.NEVER
+    borrow_within_cohort: BorrowWithinCohort = BorrowWithinCohort()
     stop_policy: StopPolicy = StopPolicy.NONE
 
     def group_of(self, resource: str) -> ResourceGroup | None:
@@ -390,6 +410,9 @@ def _cluster_queue(raw: Mapping[str, Any], name: str) -> ClusterQueue:
                 )
             flavors.add(fq.flavor)
     preemption = r.obj(spec, "preemption", "spec")
+    reclaim = r.enum(
+        preemption, "reclaimWithinCohort", "spec.preemption", ReclaimWithinCohort.NEVER
+    )
     return ClusterQueue(
         name=name,
         resource_groups=groups,
@@ -399,11 +422,24 @@ def _cluster_queue(raw: Mapping[str, Any], name: str) -> ClusterQueue:
         within_cluster_queue=r.enum(
             preemption, "withinClusterQueue", "spec.preemption", WithinClusterQueue.NEVER
         ),
-        reclaim_within_cohort=r.enum(
-            preemption, "reclaimWithinCohort", "spec.preemption", ReclaimWithinCohort.NEVER
-        ),
+        reclaim_within_cohort=reclaim,
+        borrow_within_cohort=_borrow_within_cohort(r, preemption, reclaim),
         stop_policy=r.enum(spec, "stopPolicy", "spec", StopPolicy.NONE),
     )
+
+
+def _borrow_within_cohort(
+    r: _Reader, preemption: Mapping[str, Any], reclaim: ReclaimWithinCohort
+) -> BorrowWithinCohort:
+    path = "spec.preemption.borrowWithinCohort"
+    raw = r.obj(preemption, "borrowWithinCohort", "spec.preemption")
+    policy = r.enum(raw, "policy", path, BorrowWithinCohortPolicy.NEVER)
+    threshold = raw.get("maxPriorityThreshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int)):
+        raise r.fail(f"{path}.maxPriorityThreshold", f"must be an integer, got {threshold!r}")
+    if policy is not BorrowWithinCohortPolicy.NEVER and reclaim is ReclaimWithinCohort.NEVER:
+        raise r.fail(path, "needs spec.preemption.reclaimWithinCohort other than Never")
+    return BorrowWithinCohort(policy, threshold)
 
 
 def _local_queue(raw: Mapping[str, Any], namespace: str, name: str) -> LocalQueue:

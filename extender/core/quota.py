@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from extender.core import model, predicates, queues, resources
 
@@ -291,6 +292,19 @@ class Admitted:
     usage: Usage
 
 
+class PreemptionReason(enum.StrEnum):
+    """Why a workload is preempted: Kueue's reasons, in the Preempted condition and Events."""
+
+    IN_CLUSTER_QUEUE = "InClusterQueue"
+    IN_COHORT_RECLAMATION = "InCohortReclamation"
+    IN_COHORT_RECLAIM_WHILE_BORROWING = "InCohortReclaimWhileBorrowing"
+
+
+class Target(NamedTuple):
+    victim: Admitted
+    reason: PreemptionReason
+
+
 def _can_preempt(
     policy: queues.WithinClusterQueue | queues.ReclaimWithinCohort,
     *,
@@ -298,9 +312,9 @@ def _can_preempt(
     created: float,
     victim: Admitted,
 ) -> bool:
-    if policy in (queues.ReclaimWithinCohort.ANY,):
-        return True
-    if victim.priority < priority:
+    if policy is queues.WithinClusterQueue.NEVER or policy is queues.ReclaimWithinCohort.NEVER:
+        return False
+    if policy is queues.ReclaimWithinCohort.ANY or victim.priority < priority:
         return True
     return (
         policy is queues.WithinClusterQueue.LOWER_OR_NEWER_EQUAL_PRIORITY
@@ -318,15 +332,20 @@ def preemption_targets(
     admitted: Sequence[Admitted],
     book: QuotaBook,
     exclude: Set[str] = frozenset(),
-) -> list[Admitted]:
-    """The admitted workloads to evict so that ``assignment`` fits, or [] when no allowed set
-    of victims makes room.
+) -> list[Target]:
+    """The admitted workloads to evict so that ``assignment`` fits, each with its reason, or
+    [] when no allowed set of victims makes room.
 
-    Candidates (Kueue's classic preemption): workloads of the same queue allowed by
-    ``withinClusterQueue``, and, when the preemptor only reclaims its own nominal quota,
-    workloads of cohort queues that borrow, allowed by ``reclaimWithinCohort``.  Order:
-    other queues' first, then lowest priority, then most recently admitted.  Victims are taken
-    greedily until the preemptor fits, then any victim not needed after all is given back.
+    Kueue's classic preemption.  Candidates: workloads of the same queue allowed by
+    ``withinClusterQueue``, and workloads of cohort queues that borrow, allowed by
+    ``reclaimWithinCohort``.  A cohort candidate may be taken while the preemptor ends up
+    borrowing only if the preemptor fits its own nominal quota anyway, or ``borrowWithinCohort``
+    allows it (lower priority, at most ``maxPriorityThreshold``); the others only when the
+    preemptor then needs no borrowing.  Order: other queues' first, then lowest priority, then
+    most recently admitted.  Victims are taken greedily until the preemptor fits (a queue that
+    stopped borrowing is skipped), then any victim not needed after all is given back.  This
+    is tried twice, as Kueue does: letting the preemptor borrow (with only the candidates
+    allowed then) and not; the first attempt that finds victims wins.
     """
     may_reclaim = bool(cq.cohort) and (
         cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER
@@ -335,59 +354,91 @@ def preemption_targets(
         return []
     need = assignment.usage
     config = book.config
+
+    def nominal(fr: FlavorResource) -> int:
+        quota = cq.quota(*fr)
+        return quota.nominal if quota else 0
+
+    short = {fr for fr, amount in need.items() if amount > book.available(cq, fr)}
     within_nominal = all(
-        book.used(cq.name, fr) + amount <= (q.nominal if (q := cq.quota(*fr)) else 0)
-        for fr, amount in need.items()
+        book.used(cq.name, fr) + amount <= nominal(fr) for fr, amount in need.items()
     )
-    candidates: list[Admitted] = []
+    candidates: list[tuple[Target, bool]] = []  # (target, may be taken while borrowing)
     for victim in admitted:
-        if victim.key in exclude or not any(fr in need for fr in victim.usage):
+        if victim.key in exclude or short.isdisjoint(victim.usage):
             continue
         if victim.cluster_queue == cq.name:
-            policy: queues.WithinClusterQueue | queues.ReclaimWithinCohort = cq.within_cluster_queue
-            if policy is queues.WithinClusterQueue.NEVER:
-                continue
+            if _can_preempt(
+                cq.within_cluster_queue, priority=priority, created=created, victim=victim
+            ):
+                candidates.append((Target(victim, PreemptionReason.IN_CLUSTER_QUEUE), True))
+            continue
+        other = config.cluster_queues.get(victim.cluster_queue)
+        if (
+            other is None
+            or not may_reclaim
+            or other.cohort != cq.cohort
+            or not book.borrowing(other, short)
+            or not _can_preempt(
+                cq.reclaim_within_cohort, priority=priority, created=created, victim=victim
+            )
+        ):
+            continue
+        if within_nominal:
+            candidates.append((Target(victim, PreemptionReason.IN_COHORT_RECLAMATION), True))
+        elif cq.borrow_within_cohort.allows(victim=victim.priority, preemptor=priority):
+            reason = PreemptionReason.IN_COHORT_RECLAIM_WHILE_BORROWING
+            candidates.append((Target(victim, reason), True))
         else:
-            other = config.cluster_queues.get(victim.cluster_queue)
-            if (
-                other is None
-                or not cq.cohort
-                or other.cohort != cq.cohort
-                or cq.reclaim_within_cohort is queues.ReclaimWithinCohort.NEVER
-                or not within_nominal
-                or not book.borrowing(other, need)
+            candidates.append((Target(victim, PreemptionReason.IN_COHORT_RECLAMATION), False))
+    candidates.sort(
+        key=lambda c: (
+            c[0].victim.cluster_queue == cq.name,
+            c[0].victim.priority,
+            -c[0].victim.admitted_at,
+            c[0].victim.key,
+        )
+    )
+
+    def attempt(borrowing: bool) -> list[Target]:
+        trial = book.copy()
+
+        def fits() -> bool:
+            return all(
+                amount <= trial.available(cq, fr)
+                and (borrowing or trial.used(cq.name, fr) + amount <= nominal(fr))
+                for fr, amount in need.items()
+            )
+
+        chosen: list[Target] = []
+        for target, while_borrowing in candidates:
+            victim = target.victim
+            if victim.cluster_queue != cq.name and (
+                (borrowing and not while_borrowing)
+                or not trial.borrowing(config.cluster_queues[victim.cluster_queue], short)
             ):
                 continue
-            policy = cq.reclaim_within_cohort
-        if _can_preempt(policy, priority=priority, created=created, victim=victim):
-            candidates.append(victim)
-    candidates.sort(key=lambda v: (v.cluster_queue == cq.name, v.priority, -v.admitted_at, v.key))
-
-    trial = book.copy()
-
-    def fits(victims: Sequence[Admitted]) -> bool:
-        cross_queue = any(v.cluster_queue != cq.name for v in victims)
-        for fr, amount in need.items():
-            if amount > trial.available(cq, fr):
-                return False
-            quota = cq.quota(*fr)
-            if cross_queue and trial.used(cq.name, fr) + amount > (quota.nominal if quota else 0):
-                return False  # reclaiming from the cohort never lets the preemptor borrow
-        return True
-
-    chosen: list[Admitted] = []
-    for victim in candidates:
-        trial.remove(victim.cluster_queue, victim.usage)
-        chosen.append(victim)
-        if fits(chosen):
-            break
-    else:
-        return []
-    for victim in reversed(chosen[:-1]):
-        trial.add(victim.cluster_queue, victim.usage)
-        rest = [v for v in chosen if v is not victim]
-        if fits(rest):
-            chosen = rest
-        else:
             trial.remove(victim.cluster_queue, victim.usage)
-    return chosen
+            chosen.append(target)
+            if fits():
+                break
+        else:
+            return []
+        for target in reversed(chosen[:-1]):
+            victim = target.victim
+            trial.add(victim.cluster_queue, victim.usage)
+            if fits():
+                chosen = [t for t in chosen if t is not target]
+            else:
+                trial.remove(victim.cluster_queue, victim.usage)
+        return chosen
+
+    # Kueue's order of the two attempts, for cohorts without hierarchy.
+    forbidden = cq.borrow_within_cohort.policy is queues.BorrowWithinCohortPolicy.NEVER
+    if not any(c[0].victim.cluster_queue != cq.name for c in candidates) or (
+        forbidden and any(book.used(cq.name, fr) >= nominal(fr) for fr in short)
+    ):
+        return attempt(True)
+    if forbidden and not within_nominal:
+        return attempt(False) or attempt(True)
+    return attempt(True) or attempt(False)

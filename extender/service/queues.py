@@ -70,6 +70,15 @@ SLICE_SUFFIX = "#grown"
 """Marks the pending workload of the pods an admitted elastic Job added."""
 
 
+_PREEMPTION_CAUSES = {
+    quota.PreemptionReason.IN_CLUSTER_QUEUE: "within its ClusterQueue",
+    quota.PreemptionReason.IN_COHORT_RECLAMATION: "to reclaim quota lent to the cohort",
+    quota.PreemptionReason.IN_COHORT_RECLAIM_WHILE_BORROWING: (
+        "while borrowing from the cohort (borrowWithinCohort)"
+    ),
+}
+
+
 def _elastic(pod: model.Pod) -> bool:
     return pod.annotations.get(lifecycle.ELASTIC_ANNOTATION, "").lower() == "true"
 
@@ -456,15 +465,17 @@ class QueueManager:
             # The cycle charged the whole workload; record it pod by pod.
             self.book.remove(cq_name, assignment.usage)
             self._admit(workload, cq_name, assignment, current=current, nudge=nudge)
-        for preemptor, victims in decisions.preemptions:
-            self._preemptors[preemptor.key] = {v.key for v in victims}
-            for victim in victims:
+        for preemptor, targets in decisions.preemptions:
+            self._preemptors[preemptor.key] = {t.victim.key for t in targets}
+            for victim, why in targets:
                 message = (
-                    f"preempted to admit {preemptor.key} "
-                    f"(priority {preemptor.priority}) in ClusterQueue {victim.cluster_queue}"
+                    f"preempted to admit {preemptor.key} (priority {preemptor.priority}) "
+                    f"{_PREEMPTION_CAUSES[why]}"
                 )
                 self._evict(victim.key, message)
-                self.lifecycle.evicted(victim.key, lifecycle.Reason.PREEMPTED, message)
+                self.lifecycle.evicted(
+                    victim.key, lifecycle.Reason.PREEMPTED, message, preempted=why
+                )
                 metrics.queue_preemptions.labels(victim.cluster_queue).inc()
         previous, self.pending = self.pending, decisions.pending
         order = {w.key: w.order() for w in pending}

@@ -171,11 +171,14 @@ class Lifecycles:
         record.condition("QuotaReserved", True, "QuotaReserved", "quota reserved", now=now)
         record.condition("Admitted", True, "Admitted", "admitted", now=now)
         record.condition("Evicted", False, "Admitted", "", now=now)
+        if "Preempted" in record.conditions:
+            record.condition("Preempted", False, "Admitted", "", now=now)
         self._arm(record)
         self._readiness(record)
 
-    def evicted(self, key: str, reason: Reason, message: str) -> None:
-        """The workload's pods are being evicted (preemption, draining, or a rule here)."""
+    def evicted(self, key: str, reason: Reason, message: str, *, preempted: str = "") -> None:
+        """The workload's pods are being evicted (preemption, draining, or a rule here);
+        ``preempted`` is Kueue's preemption reason (``InClusterQueue``...) when preempted."""
         record = self.records.get(key)
         if record is None:
             return
@@ -185,6 +188,8 @@ class Lifecycles:
         record.condition("Evicted", True, reason, message, now=now)
         record.condition("Admitted", False, reason, message, now=now)
         record.condition("QuotaReserved", False, reason, message, now=now)
+        if preempted:
+            record.condition("Preempted", True, preempted, message, now=now)
         self._persist(record)
 
     def finished_pod(self, key: str) -> None:

@@ -164,7 +164,7 @@ def test_a_preemptor_names_its_victims_once():
     book.add("cq", victim.usage)
     high = workload("high", "cq", "3", priority=10)
     decisions, _ = run(config, [high], book=book, admitted=[victim])
-    assert [(w.key, [v.key for v in vs]) for w, vs in decisions.preemptions] == [
+    assert [(w.key, [t.victim.key for t in vs]) for w, vs in decisions.preemptions] == [
         ("pod/ns/high", ["pod/ns/low"])
     ]
     assert decisions.pending["pod/ns/high"].reason.endswith("; preempting 1 workload(s)")

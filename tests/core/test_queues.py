@@ -76,6 +76,7 @@ spec:
   preemption:
     withinClusterQueue: LowerPriority
     reclaimWithinCohort: Any
+    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: 100}
   resourceGroups:
   - coveredResources: [cpu, memory]
     flavors:
@@ -142,6 +143,10 @@ def test_flavors_cohorts_and_both_api_versions_load():
     assert a.strategy is queues.QueueingStrategy.STRICT_FIFO
     assert a.within_cluster_queue is queues.WithinClusterQueue.LOWER_PRIORITY
     assert a.reclaim_within_cohort is queues.ReclaimWithinCohort.ANY
+    assert a.borrow_within_cohort == queues.BorrowWithinCohort(
+        queues.BorrowWithinCohortPolicy.LOWER_PRIORITY, 100
+    )
+    assert b.borrow_within_cohort.policy is queues.BorrowWithinCohortPolicy.NEVER
     assert a.admits_namespace({"team": "a"}) and not a.admits_namespace({"team": "b"})
     assert config.priority_classes["high"].value == 10000
     assert [cq.name for cq in config.cohort_members("team-ab")] == ["team-a-cq", "team-b-cq"]
@@ -184,6 +189,23 @@ def test_a_missing_namespace_selector_admits_no_namespace():
             ("nominalQuota: 9", "nominalQuota: 9\n        borrowingLimit: 1"),
             "borrowingLimit and lendingLimit need a cohort",
         ),
+        (
+            (
+                "namespaceSelector: {} # match all.",
+                "namespaceSelector: {}\n  preemption:\n"
+                "    borrowWithinCohort: {policy: LowerPriority}",
+            ),
+            "spec.preemption.borrowWithinCohort: needs spec.preemption.reclaimWithinCohort "
+            "other than Never",
+        ),
+        (
+            (
+                "namespaceSelector: {} # match all.",
+                "namespaceSelector: {}\n  preemption:\n    reclaimWithinCohort: Any\n"
+                "    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: high}",
+            ),
+            "spec.preemption.borrowWithinCohort.maxPriorityThreshold: must be an integer",
+        ),
     ],
     ids=[
         "a quota that is no quantity",
@@ -195,6 +217,8 @@ def test_a_missing_namespace_selector_admits_no_namespace():
         "a field of the wrong type",
         "an unknown queueing strategy",
         "borrowing without a cohort",
+        "borrowWithinCohort without reclaimWithinCohort",
+        "a priority threshold that is no integer",
     ],
 )
 def test_invalid_configurations_name_object_and_field(change, message):

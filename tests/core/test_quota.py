@@ -143,6 +143,10 @@ def admitted(key: str, cq: str, millis: int, *, priority: int = 0, at: float = 0
     return quota.Admitted(key, cq, priority, created=at, admitted_at=at, usage=cpu(millis))
 
 
+def keys(targets: list[quota.Target]) -> list[str]:
+    return [t.victim.key for t in targets]
+
+
 @pytest.mark.parametrize(
     ("policy", "victims", "expected"),
     [
@@ -176,7 +180,8 @@ def test_within_cluster_queue_policies(policy, victims, expected):
     chosen = quota.preemption_targets(
         a, need, priority=0, created=100.0, admitted=victims, book=book
     )
-    assert [v.key for v in chosen] == expected
+    assert keys(chosen) == expected
+    assert all(t.reason is quota.PreemptionReason.IN_CLUSTER_QUEUE for t in chosen)
 
 
 def test_preemption_takes_the_fewest_victims_lowest_priority_and_newest_first():
@@ -198,7 +203,7 @@ def test_preemption_takes_the_fewest_victims_lowest_priority_and_newest_first():
         book.add("a", v.usage)
     need = quota.assign(a, {"cpu": 5000}, [], book)
     chosen = quota.preemption_targets(a, need, priority=5, created=0.0, admitted=victims, book=book)
-    assert [v.key for v in chosen] == ["p0", "p1-new"]
+    assert keys(chosen) == ["p0", "p1-new"]
     # The book itself is untouched: preemption only simulates.
     assert book.used("a", ("default", "cpu")) == 9000
 
@@ -217,15 +222,94 @@ def test_reclaim_within_cohort_evicts_borrowers_only_to_regain_nominal_quota():
     book.add("b", borrower.usage)
     need = quota.assign(a, {"cpu": 4000}, [], book)
     assert need.mode is quota.Mode.PREEMPT
-    assert [
-        v.key
-        for v in quota.preemption_targets(
-            a, need, priority=0, created=0.0, admitted=[borrower], book=book
-        )
-    ] == ["b-big"]
+    assert quota.preemption_targets(
+        a, need, priority=0, created=0.0, admitted=[borrower], book=book
+    ) == [(borrower, quota.PreemptionReason.IN_COHORT_RECLAMATION)]
     # Asking for more than its own nominal quota is borrowing, not reclaiming: no victims.
     greedy = quota.assign(a, {"cpu": 7000}, [], book)
     assert (
         quota.preemption_targets(a, greedy, priority=0, created=0.0, admitted=[borrower], book=book)
         == []
     )
+
+
+def test_reclaim_never_takes_a_queue_below_its_nominal_quota():
+    # a, b and c have 6 each; b borrows 2 with two workloads of 4, c borrows 4 with one of 10.
+    text = (
+        FLAVOR
+        + cq_yaml("a", "6", cohort="c").replace(
+            "spec:\n", "spec:\n  preemption: {reclaimWithinCohort: Any}\n"
+        )
+        + cq_yaml("b", "6", cohort="c")
+        + cq_yaml("c", "6", cohort="c")
+    )
+    book = quota.QuotaBook(config(text))
+    a = book.config.cluster_queues["a"]
+    running = [
+        admitted("b-old", "b", 4000, at=1.0),
+        admitted("b-new", "b", 4000, at=2.0),
+        admitted("c-big", "c", 10000, at=0.0),
+    ]
+    for v in running:
+        book.add(v.cluster_queue, v.usage)
+    need = quota.assign(a, {"cpu": 6000}, [], book)
+    assert need.mode is quota.Mode.PREEMPT
+    # b-new is tried first (newest) but is not enough; b-old is then within b's nominal quota
+    # and is skipped; c-big is enough on its own, so b-new is given back.
+    chosen = quota.preemption_targets(a, need, priority=0, created=0.0, admitted=running, book=book)
+    assert keys(chosen) == ["c-big"]
+
+
+BORROWER = "spec:\n  preemption:\n    reclaimWithinCohort: LowerPriority\n"
+
+
+@pytest.mark.parametrize(
+    ("borrow_within_cohort", "preemptor", "expected"),
+    [
+        ("", 1000, []),
+        ("    borrowWithinCohort: {policy: Never}\n", 1000, []),
+        ("    borrowWithinCohort: {policy: LowerPriority}\n", 1000, ["b-low"]),
+        ("    borrowWithinCohort: {policy: LowerPriority}\n", 40, []),
+        (
+            "    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: 100}\n",
+            1000,
+            ["b-low"],
+        ),
+        (
+            "    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: 10}\n",
+            1000,
+            [],
+        ),
+    ],
+    ids=[
+        "unset: a borrower preempts nobody in the cohort",
+        "Never: the same",
+        "LowerPriority: a lower priority workload of a borrowing queue",
+        "LowerPriority: never one of higher priority than the preemptor",
+        "maxPriorityThreshold: a victim at most the threshold",
+        "maxPriorityThreshold: never one above it",
+    ],
+)
+def test_borrow_within_cohort(borrow_within_cohort, preemptor, expected):
+    # a (4) must borrow 2 for a workload of 6; b (8) borrows 2: b-low (4, priority 50) and
+    # b-mid (6, priority 200).  Evicting b-low leaves exactly 6 for a.
+    text = (
+        FLAVOR
+        + cq_yaml("a", "4", cohort="c").replace("spec:\n", BORROWER + borrow_within_cohort)
+        + cq_yaml("b", "8", cohort="c")
+    )
+    book = quota.QuotaBook(config(text))
+    a = book.config.cluster_queues["a"]
+    running = [
+        admitted("b-low", "b", 4000, priority=50, at=1.0),
+        admitted("b-mid", "b", 6000, priority=200, at=2.0),
+    ]
+    for v in running:
+        book.add(v.cluster_queue, v.usage)
+    need = quota.assign(a, {"cpu": 6000}, [], book)
+    assert need.mode is quota.Mode.PREEMPT and need.borrows
+    chosen = quota.preemption_targets(
+        a, need, priority=preemptor, created=0.0, admitted=running, book=book
+    )
+    assert keys(chosen) == expected
+    assert all(t.reason is quota.PreemptionReason.IN_COHORT_RECLAIM_WHILE_BORROWING for t in chosen)

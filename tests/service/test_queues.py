@@ -214,11 +214,20 @@ async def test_a_higher_priority_workload_preempts_and_is_admitted_when_the_vict
     low = queued("low", "4", priority=-1)
     assert await schedule(service, low) in ("n0", "n2")
     urgent = queued("urgent", "2", labels={queues.PRIORITY_CLASS_LABEL: "urgent"})
+    evictor.service = None  # the victim's pod stays until removed below
     first = await schedule(service, urgent)
     assert "preempting 1 workload(s)" in first
-    await asyncio.sleep(0)  # the eviction task runs; the victim's pod goes away
+    await asyncio.sleep(0)  # the eviction task runs
     assert evictor.evicted == ["low"]
-    assert any(e[:2] == ("low", "QueueEvicted") for e in notifier.events)
+    why = "preempted to admit pod/default/urgent (priority 1000) within its ClusterQueue"
+    assert ("low", "QueueEvicted", why) in notifier.events
+    preempted = service.queues.lifecycle.records["pod/default/low"].conditions["Preempted"]
+    assert (preempted.status, preempted.reason, preempted.message) == (
+        True,
+        "InClusterQueue",
+        why,
+    )
+    service.remove_pod(bound(service, low))
     assert await schedule(service, urgent) in ("n0", "n2")
 
 

@@ -304,3 +304,16 @@ async def test_a_workload_object_turned_inactive_and_active_again():
     )
     service.apply_workload(workload)
     assert len(service.filter(back[0], NODES).passed) == 1
+
+
+async def test_a_preempted_workload_admitted_again_is_no_longer_marked_preempted():
+    service, _, _ = make_service()
+    lifecycles = service.queues.lifecycle
+    lifecycles.admitted("pod/default/w", "default")
+    lifecycles.evicted(
+        "pod/default/w", lifecycle.Reason.PREEMPTED, "preempted", preempted="InClusterQueue"
+    )
+    preempted = record(service, "pod/default/w").conditions["Preempted"]
+    assert (preempted.status, preempted.reason) == (True, "InClusterQueue")
+    lifecycles.admitted("pod/default/w", "default")
+    assert not record(service, "pod/default/w").conditions["Preempted"].status
