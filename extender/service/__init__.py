@@ -58,6 +58,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+STALE_VIEW_SECONDS = 2.0
+"""How long muster's view of the cluster may lag the scheduler's: a rejection this recent may
+have missed room freed in the meantime."""
+
 _FILTER_PASSED = metrics.filter_nodes.labels("passed")
 _FILTER_FAILED = metrics.filter_nodes.labels("failed")
 _FILTER_UNRESOLVABLE = metrics.filter_nodes.labels("unresolvable")
@@ -102,10 +106,10 @@ class ExtenderService:
         self.gangs.may_place = self.queues.may_place
         self.gangs.constrain = self.queues.constrain
         self.gangs.capacity_freed = self._retry_turned_away
-        # Pods whose last filter passed no node for lack of room (uid -> pod).
-        self._turned_away: cachetools.LRUCache[str, model.Pod] = cachetools.LRUCache(
-            maxsize=settings.remembered_pods
-        )
+        # Pods whose last filter passed no node for lack of room (uid -> (pod, when)), oldest
+        # first, at most ``remembered_pods``.
+        self._turned_away: dict[str, tuple[model.Pod, float]] = {}
+        state.on_bound_change(self._bound_changed)
         # uid -> (resourceVersion, pod): converting a pod once per version, and the pod a
         # bind call refers to (the watch may not have delivered it yet).
         self._seen: cachetools.LRUCache[str, tuple[str, model.Pod]] = cachetools.LRUCache(
@@ -285,17 +289,37 @@ class ExtenderService:
         if outcome.passed or not outcome.failed:
             self._turned_away.pop(pod.uid, None)
         else:
-            self._turned_away[pod.uid] = pod
+            self._turn_away(pod)
         return outcome
 
-    def _retry_turned_away(self) -> None:
+    def _turn_away(self, pod: model.Pod) -> None:
+        self._turned_away.pop(pod.uid, None)
+        self._turned_away[pod.uid] = (pod, self.clock())
+        if len(self._turned_away) > self.settings.remembered_pods:
+            del self._turned_away[next(iter(self._turned_away))]
+
+    def _retry_turned_away(self, since: float = float("-inf")) -> None:
         """Capacity that muster held was let go (a gang's reservation): the pods it turned away
-        for lack of room are retried now, not after the scheduler's unschedulable timeout (no
-        cluster event tells the scheduler about muster's reservations)."""
-        if self._turned_away:
-            pods = list(self._turned_away.values())
-            self._turned_away.clear()
+        for lack of room (since ``since``) are retried now, not after the scheduler's
+        unschedulable timeout (no cluster event tells the scheduler about muster's
+        reservations)."""
+        pods = []
+        for uid in reversed(self._turned_away):  # newest first
+            pod, when = self._turned_away[uid]
+            if when < since:
+                break
+            pods.append(pod)
+        for pod in pods:
+            del self._turned_away[pod.uid]
+        if pods:
             self.notifier.nudge(pods)
+
+    def _bound_changed(self, uid: str, node: str) -> None:
+        """A pod left its node: kube-scheduler retries its unschedulable pods on that event,
+        maybe before muster's watch has seen it, so the ones turned away lately are retried
+        once more (else they wait out the scheduler's 60 s unschedulable timeout)."""
+        if not node and self._turned_away:
+            self._retry_turned_away(since=self.clock() - STALE_VIEW_SECONDS)
 
     def _judge(
         self,
@@ -398,7 +422,7 @@ class ExtenderService:
         misfit = predicates.check(self.queues.constrain(pod), state.node, state.used)
         if misfit is not None:
             metrics.binds.labels("refused").inc()
-            self._turned_away[pod.uid] = pod
+            self._turn_away(pod)
             raise BindError(f"pod {pod.key} no longer fits {node_name}: {misfit.reason}")
         # 2. account the pod at once so the next filter sees the node fuller;
         self.state.assume(pod, node_name)
