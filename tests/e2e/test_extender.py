@@ -71,8 +71,17 @@ def assert_bound_through_bind_verb(
         if not node:
             continue
         uid = ext.cp.get_pod(name, namespace)["metadata"]["uid"]
-        calls = [c for c in ext.proxy.for_pod(name, "bind", mark) if c.args["Node"] == node]
-        assert calls, f"{name} is on {node} but muster was never asked to bind it there"
+        # The binding can show in the API a moment before muster's answer reaches the proxy.
+        calls = wait_until(
+            lambda name=name, node=node: [
+                c
+                for c in ext.proxy.for_pod(name, "bind", mark, answered=True)
+                if c.args["Node"] == node
+            ],
+            10,
+            0.05,
+            f"muster's answer to binding {name} on {node}",
+        )
         assert calls[-1].status == 200 and calls[-1].reply == {"Error": ""}
         assert calls[-1].args["PodUID"] == uid and calls[-1].args["PodNamespace"] == namespace
 
@@ -507,7 +516,15 @@ def test_the_scheduler_sends_what_the_golden_payloads_hold(
     create(cp, ns, golden_pod("golden", nodes.selector))
     bound(cp, ns, 1)
 
-    captured = {verb: proxy.for_pod("golden", verb, mark)[0] for verb in GOLDEN}
+    captured = {
+        verb: wait_until(
+            lambda verb=verb: proxy.for_pod("golden", verb, mark, answered=True),
+            10,
+            0.05,
+            f"muster's answer to the {verb} call",
+        )[0]
+        for verb in GOLDEN
+    }
     for call in captured.values():
         assert call.status == 200, call
     if UPDATE_GOLDEN:

@@ -248,9 +248,10 @@ def _hold_gate(ext: Extender, ns: str, nodes: NodeSet, gang: str, timeout: float
     7 wait at muster's bind gate. Returns the proxy mark before the gang."""
     mark = ext.proxy.mark()
     names = members(gang)
+    # The blocked member first: the last of the others to be filtered completes the gang.
+    create(ext.cp, ns, _blocked_member(names[-1], gang, nodes.selector, timeout))
     for name in names[:-1]:
         create(ext.cp, ns, gang_pod(name, gang, nodes.selector, timeout=timeout))
-    create(ext.cp, ns, _blocked_member(names[-1], gang, nodes.selector, timeout))
     wait_until(
         lambda: all(ext.proxy.for_pod(n, "bind", mark) for n in names[:-1]),
         30,
