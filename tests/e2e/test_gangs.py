@@ -289,10 +289,25 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
     for call in binds:
         assert call.status == 200 and "timed out after 5s" in call.reply["Error"]
     assert all(bound_count(s, "stuck") == 0 for _, s in sampler.samples)
-    backing_off = muster_events(cp, ns, names[0], "GangBackingOff")
-    assert any("timed out after 5s: 7/8 planned member(s) reached bind" in m for m in backing_off)
-    rejected = harness.messages(cp, ns, names[0], "FailedScheduling")
-    assert any(m.startswith("binding rejected:") and "timed out" in m for m in rejected)
+    # Both kinds of Event are posted asynchronously.
+    wait_until(
+        lambda: any(
+            "timed out after 5s: 7/8 planned member(s) reached bind" in m
+            for m in muster_events(cp, ns, names[0], "GangBackingOff")
+        ),
+        10,
+        0.2,
+        "muster's GangBackingOff event",
+    )
+    wait_until(
+        lambda: any(
+            m.startswith("binding rejected:") and "timed out" in m
+            for m in harness.messages(cp, ns, names[0], "FailedScheduling")
+        ),
+        10,
+        0.2,
+        "the scheduler's binding-rejected event",
+    )
 
     # Everything is released: a pod that needs a whole node fits at once (the gang backs off
     # for 10 s before it is planned again).

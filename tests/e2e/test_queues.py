@@ -9,6 +9,7 @@ empties the file afterwards (muster reloads it within a second).
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import threading
 import time
@@ -54,11 +55,18 @@ def queue_setup(namespace: str, *, cpu: int) -> str:
 @pytest.fixture
 def queues(extender: Extender) -> Iterator[Extender]:
     yield extender
-    extender.queues_file.write_text("")
+    write_queues(extender, "")
+
+
+def write_queues(ext: Extender, text: str) -> None:
+    """Replace the queues file at once: muster polls it and must never read it half written."""
+    staged = ext.queues_file.with_suffix(".staged")
+    staged.write_text(text)
+    os.replace(staged, ext.queues_file)
 
 
 def put_queues(ext: Extender, text: str, cluster_queue: str) -> None:
-    ext.queues_file.write_text(text)
+    write_queues(ext, text)
 
     def loaded() -> bool:
         status, body = ext.muster.get("/debug/queues")
@@ -180,7 +188,7 @@ def test_a_bad_change_to_the_queues_file_keeps_the_last_good_configuration(
     nodes.add("n0", cpu="4")
     good = queue_setup(ns, cpu=1)
     put_queues(queues, good, f"cq-{ns}")
-    queues.queues_file.write_text(good.replace("nominalQuota: 1}", "nominalQuota: lots}"))
+    write_queues(queues, good.replace("nominalQuota: 1}", "nominalQuota: lots}"))
 
     def rejected() -> str | None:
         view = json.loads(queues.muster.get("/debug/queues")[1])
