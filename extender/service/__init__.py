@@ -299,10 +299,10 @@ class ExtenderService:
             del self._turned_away[next(iter(self._turned_away))]
 
     def _retry_turned_away(self, since: float = float("-inf")) -> None:
-        """Capacity that muster held was let go (a gang's reservation): the pods it turned away
-        for lack of room (since ``since``) are retried now, not after the scheduler's
-        unschedulable timeout (no cluster event tells the scheduler about muster's
-        reservations)."""
+        """Retry now the pods turned away for lack of room (since ``since``), not after the
+        scheduler's unschedulable timeout.  Called when muster lets go capacity it held (a
+        gang's reservation: no cluster event tells the scheduler) and, for recent rejections,
+        when a pod leaves its node (``_bound_changed``)."""
         pods = []
         for uid in reversed(self._turned_away):  # newest first
             pod, when = self._turned_away[uid]
