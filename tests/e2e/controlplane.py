@@ -508,13 +508,15 @@ class ControlPlane:
     def apply(
         self, manifest: str | Mapping[str, Any] | Sequence[Mapping[str, Any]], *args: str
     ) -> str:
-        """``kubectl apply -f -`` of YAML text or object(s); returns kubectl's output."""
+        """``kubectl apply -f -`` of YAML text or object(s); returns kubectl's output.  Objects
+        go as JSON: PyYAML leaves a string such as ``817e57`` unquoted, which kubectl's YAML
+        reads as the number 8.17e59."""
         if isinstance(manifest, str):
             text = manifest
         elif isinstance(manifest, Mapping):
-            text = yaml.safe_dump(dict(manifest))
+            text = json.dumps(manifest)
         else:
-            text = yaml.safe_dump_all([dict(m) for m in manifest])
+            text = "\n---\n".join(json.dumps(m) for m in manifest)
         return self.kubectl("apply", "-f", "-", *args, input=text).stdout
 
     def api(
