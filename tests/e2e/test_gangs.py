@@ -189,9 +189,7 @@ def test_a_gang_whose_last_member_arrives_late_is_bound_within_two_seconds_of_it
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
     cp, ns = extender.cp, e2e_namespace
-    nodes.add("a", cpu="4")
-    nodes.add("b", cpu="4")
-    harness.wait_muster_sees_nodes(cp, extender.muster)
+    _two_nodes(cp, extender.muster, nodes)
     mark = extender.proxy.mark()
     names = members("late")
 
@@ -243,6 +241,13 @@ def _blocked_member(name: str, gang: str, selector: Mapping[str, str], timeout: 
     )
 
 
+def _two_nodes(cp: ControlPlane, muster: harness.MusterProcess, nodes: NodeSet) -> None:
+    """Nodes a and b of 4 cpu each, once muster's view has them."""
+    nodes.add("a", cpu="4")
+    nodes.add("b", cpu="4")
+    harness.wait_muster_sees_nodes(cp, muster)
+
+
 def _hold_gate(ext: Extender, ns: str, nodes: NodeSet, gang: str, timeout: float) -> int:
     """Create a gang of 8 x 1 cpu (on 8 cpu) whose last member is blocked; wait until the other
     7 wait at muster's bind gate. Returns the proxy mark before the gang."""
@@ -265,9 +270,7 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
     cp, ns = extender.cp, e2e_namespace
-    nodes.add("a", cpu="4")
-    nodes.add("b", cpu="4")
-    harness.wait_muster_sees_nodes(cp, extender.muster)
+    _two_nodes(cp, extender.muster, nodes)
     names = members("stuck")
 
     with PodSampler(cp, ns) as sampler:
@@ -330,9 +333,7 @@ def test_a_pod_turned_away_by_a_gang_reservation_is_retried_when_the_gang_times_
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
     cp, ns = extender.cp, e2e_namespace
-    nodes.add("a", cpu="4")
-    nodes.add("b", cpu="4")
-    harness.wait_muster_sees_nodes(cp, extender.muster)
+    _two_nodes(cp, extender.muster, nodes)
     mark = _hold_gate(extender, ns, nodes, "held", timeout=4)
     create(cp, ns, pod("turned-away", nodes.selector, cpu="1"))
     reply = _filter_reply(extender, "turned-away", mark)
@@ -353,9 +354,7 @@ def test_a_member_replaced_while_the_others_wait_at_bind_completes_the_gang(
     """A Job replaces a member that can never be placed; the 7 others already wait at the
     gate. The gang should be bound as soon as the replacement reaches bind."""
     cp, ns = extender.cp, e2e_namespace
-    nodes.add("a", cpu="4")
-    nodes.add("b", cpu="4")
-    harness.wait_muster_sees_nodes(cp, extender.muster)
+    _two_nodes(cp, extender.muster, nodes)
     names = members("replaced")
     _hold_gate(extender, ns, nodes, "replaced", timeout=20)
     delete_pods(cp, ns, [names[-1]])
@@ -370,9 +369,7 @@ def test_after_an_extender_restart_a_half_arrived_gang_is_never_partly_bound(
     muster rebuilds the group from the pods it lists, and binds no member on its own; when a
     good 8th member replaces the blocked one, the gang is bound whole."""
     cp, ns, muster = extender.cp, e2e_namespace, extender.muster
-    nodes.add("a", cpu="4")
-    nodes.add("b", cpu="4")
-    harness.wait_muster_sees_nodes(cp, muster)
+    _two_nodes(cp, muster, nodes)
     names = members("restart")
 
     with PodSampler(cp, ns) as sampler:
