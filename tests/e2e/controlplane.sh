@@ -19,9 +19,12 @@
 #   upstream v1.20.2 tree including vendor/; Debian's packaging patches are not needed to build.
 #
 # How it builds
-#   Debian bookworm's golang-go is Go 1.19. Kubernetes 1.20's build scripts (hack/lib/init.sh) export
-#   GO111MODULE=off and build in GOPATH mode against vendor/, which Go 1.19 still supports; the
-#   minimum version check in hack/lib/golang.sh only asks for >= go1.15. hack/lib/golang.sh also
+#   With Debian bookworm's Go 1.19 (package golang-1.19-go, /usr/lib/go-1.19/bin/go), named
+#   explicitly: the Go on PATH may be much newer (1.26 on the project's machines), and a newer Go
+#   must not build this tree (reflect2's linkname into the runtime's map iterator, patched below for
+#   the 1.18-1.21 layout, does not hold for Go 1.24's maps). Kubernetes 1.20's build scripts
+#   (hack/lib/init.sh) export GO111MODULE=off and build in GOPATH mode against vendor/, which Go 1.19
+#   still supports; the minimum version check in hack/lib/golang.sh only asks for >= go1.15. hack/lib/golang.sh also
 #   creates its own GOPATH under _output/local/go; we still provide <cache>/go/src/k8s.io/kubernetes
 #   as a symlink to the tree and build from there with GOPATH=<cache>/go, as documented in DESIGN.md.
 #   CGO_ENABLED=0 gives static binaries and needs no C toolchain.
@@ -43,7 +46,9 @@ WHAT="cmd/kube-scheduler cmd/kube-apiserver cmd/kube-controller-manager cmd/kube
 SOURCES_FILE=/etc/apt/sources.list.d/muster-bullseye-src.sources
 # Source patches applied before building; recorded in ${BIN}/.muster-patches so that binaries
 # built without them are rebuilt. See patch_reflect2.
-PATCHES="reflect2-go118"
+# The Go that built them is recorded too: binaries built by another Go are rebuilt.
+GO_DIR=/usr/lib/go-1.19/bin
+PATCHES="reflect2-go118 go1.19"
 
 log() { printf '[controlplane.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -76,7 +81,7 @@ apt_update() {
 install_packages() {
   local missing=()
   command -v etcd >/dev/null || missing+=(etcd-server)
-  command -v go >/dev/null || missing+=(golang-go)
+  [[ -x ${GO_DIR}/go ]] || missing+=(golang-1.19-go)
   command -v rsync >/dev/null || missing+=(rsync)
   command -v dpkg-source >/dev/null || missing+=(dpkg-dev)
   command -v make >/dev/null || missing+=(make)
@@ -223,12 +228,13 @@ build_binaries() {
   patch_reflect2
   mkdir -p "${GOPATH_DIR}/src/k8s.io"
   ln -sfn "${TREE}" "${GOPATH_DIR}/src/k8s.io/kubernetes"
-  log "building ${WHAT} with $(go version | cut -d' ' -f3) (5-8 min on 2 cores; log: ${ROOT}/build.log)"
+  log "building ${WHAT} with $("${GO_DIR}/go" version | cut -d' ' -f3) (5-8 min on 2 cores; log: ${ROOT}/build.log)"
   local start=${SECONDS}
   # build.log gets everything; the terminal gets make's "+++" progress lines and errors.
   if ! (
     cd "${GOPATH_DIR}/src/k8s.io/kubernetes"
-    GOPATH="${GOPATH_DIR}" CGO_ENABLED=0 GO111MODULE=off GOFLAGS='' \
+    PATH="${GO_DIR}:${PATH}" GOTOOLCHAIN=local GOROOT='' \
+      GOPATH="${GOPATH_DIR}" CGO_ENABLED=0 GO111MODULE=off GOFLAGS='' \
       make WHAT="${WHAT}" 2>&1
   ) | tee "${ROOT}/build.log" | { grep --line-buffered -E '^\+\+\+|rror' >&2 || true; }; then
     die "make failed; see ${ROOT}/build.log"
