@@ -18,9 +18,9 @@ from aiohttp import web
 
 from extender import __version__, demo, queuefile, simulation
 from extender.core import cluster, queues, scoring
-from extender.service import ExtenderService
+from extender.service import ExtenderService, background
 from extender.settings import Settings
-from extender.web.app import SourceRun, make_app
+from extender.web.app import make_app
 
 log = logging.getLogger("muster")
 
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "labelled kueue.x-k8s.io/queue-name are admitted by these quotas (reloaded on change)",
     )
     serve.add_argument(
+        "--scheduler-names",
+        default="default-scheduler",
+        metavar="NAMES",
+        help="schedulerName of the kube-scheduler profiles that call muster, comma separated: "
+        "a bind of a pod of any other scheduler is refused (default default-scheduler)",
+    )
+    serve.add_argument(
         "--replicate-labels",
         default="",
         metavar="KEYS",
@@ -129,6 +136,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         topology_keys=tuple(k.strip() for k in args.topology_keys.split(",") if k.strip()),
         queues_file=args.queues,
         replicate_labels=tuple(k.strip() for k in args.replicate_labels.split(",") if k.strip()),
+        scheduler_names=tuple(n.strip() for n in args.scheduler_names.split(",") if n.strip()),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,
@@ -147,10 +155,12 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _build(
-    args: argparse.Namespace, settings: Settings
-) -> tuple[ExtenderService, SourceRun | None]:
-    """The service on its cluster: simulated (nodes generated or from a file) or live."""
+Background = dict[str, background.Run]
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> tuple[ExtenderService, Background]:
+    """The service on its cluster (simulated, nodes generated or from a file, or live), and
+    the background work that keeps it current."""
     state = cluster.ClusterState()
     if args.simulate_nodes is not None or args.nodes_file is not None:
         nodes = (
@@ -168,7 +178,7 @@ def _build(
         evictor.feed = service
         simulation.SimulatedCluster(nodes).populate(service)
         log.info("simulated cluster with %d nodes", len(nodes))
-        return service, _with_queues(service, settings, None)
+        return service, _with_queues(service, settings, {})
     from extender.kube import binding, client, evicting, notifying, watching
 
     connection = client.connect(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
@@ -179,16 +189,16 @@ def _build(
         evictor=evicting.KubeEvictor(connection),
         settings=settings,
     )
-    return service, _with_queues(service, settings, watching.KubeSource(connection, service).run)
+    source = watching.KubeSource(connection, service)
+    service.add_readiness_check(source.problem)
+    return service, _with_queues(service, settings, {"cluster-source": source.run})
 
 
-def _with_queues(
-    service: ExtenderService, settings: Settings, source: SourceRun | None
-) -> SourceRun | None:
-    """Load the queues file now (an invalid one stops the server) and keep it current next to
-    the cluster source."""
+def _with_queues(service: ExtenderService, settings: Settings, work: Background) -> Background:
+    """Load the queues file now (an invalid one stops the server) and keep it current beside
+    the other background work."""
     if settings.queues_file is None:
-        return source
+        return work
     watcher = queuefile.QueueFile(
         Path(settings.queues_file),
         service.queues.configure,
@@ -199,14 +209,7 @@ def _with_queues(
         watcher.load_now()
     except queues.ConfigError as exc:
         raise SystemExit(f"muster: --queues: {exc}") from None
-    runs = [run for run in (source, watcher.watch) if run is not None]
-
-    async def run_all() -> None:
-        async with asyncio.TaskGroup() as group:
-            for run in runs:
-                group.create_task(run())
-
-    return run_all
+    return {**work, "queues-file": watcher.watch}
 
 
 def _install_uvloop() -> None:
@@ -219,8 +222,8 @@ def _install_uvloop() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    service, source = _build(args, settings)
-    app = make_app(service, source=source, max_body_bytes=settings.max_body_bytes)
+    service, work = _build(args, settings)
+    app = make_app(service, background_work=work, max_body_bytes=settings.max_body_bytes)
     _install_uvloop()
     web.run_app(
         app,
@@ -228,6 +231,9 @@ def serve(args: argparse.Namespace) -> None:
         port=settings.port,
         ssl_context=ssl_context(settings),
         access_log=None,
+        # A scheduler that hangs up (it restarted) cancels its call: a gang member's bind
+        # then leaves the gate instead of holding it until the deadline.
+        handler_cancellation=True,
         print=lambda msg: log.info("%s", msg.strip()),
     )
 

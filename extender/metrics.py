@@ -65,6 +65,21 @@ watch_events = Counter(
     "Watch events applied to the cluster view, by resource and type.",
     ["resource", "type"],
 )
+watch_skipped = Counter(
+    "muster_watch_skipped_total",
+    "Objects from a list or watch that could not be read and were skipped, by resource.",
+    ["resource"],
+)
+background_restarts = Counter(
+    "muster_background_restarts_total",
+    "Background tasks (cluster source, queues file poll, sweeps) restarted after an "
+    "unexpected error, by task.",
+    ["task"],
+)
+tentative_pods_expired = Counter(
+    "muster_tentative_pods_expired_total",
+    "Pods known only from the scheduler's calls that the watch never confirmed, dropped.",
+)
 gangs = Gauge("muster_gangs", "Pod groups known to the extender, by phase.", ["phase"])
 gang_quorum_seconds = Histogram(
     "muster_gang_quorum_seconds",

@@ -34,7 +34,17 @@ class Settings:
     """How many equivalence classes (distinct pod shapes) the cache keeps (LRU)."""
 
     remembered_pods: int = 65536
-    """How many pods seen in filter calls are remembered for the bind that follows (LRU)."""
+    """How many pods seen in filter calls are remembered for the bind that follows (LRU), and
+    how many deleted pods' uids are remembered so a late call cannot bring one back."""
+
+    scheduler_names: tuple[str, ...] = ("default-scheduler",)
+    """The ``spec.schedulerName`` values of the kube-scheduler profiles that call muster: a bind
+    of any other pod is refused."""
+
+    tentative_seconds: float = 10.0
+    """How long a pod known only from the scheduler's calls (not yet from the watch) counts in
+    gangs and quota: after this long with a healthy watch that never delivered it, it is
+    dropped (it was deleted before the watch saw it, or never existed)."""
 
     tls_cert: str | None = None
     """PEM certificate to serve HTTPS with (kube-scheduler: ``enableHTTPS: true``)."""

@@ -99,7 +99,7 @@ def test_an_invalid_queues_file_stops_the_server_with_the_field(tmp_path):
         _build("--queues", str(path))
 
 
-def test_without_queues_the_simulation_needs_no_background_source():
-    service, source = _build()
-    assert source is None
+def test_without_queues_the_simulation_needs_no_background_work():
+    service, work = _build()
+    assert work == {}
     assert service.queues.config.cluster_queues == {}

@@ -130,6 +130,11 @@ class Pod:
     """``spec.schedulingGroup.podGroupName`` (Kubernetes 1.36+)."""
     ready: bool = False
     """``status.conditions`` has Ready=True (the kubelet's readiness)."""
+    unschedulable: bool = False
+    """``status.conditions`` has PodScheduled=False with reason Unschedulable: a scheduler
+    tried the pod and could not place it."""
+    scheduler_name: str = "default-scheduler"
+    """``spec.schedulerName``: the scheduler (profile) responsible for the pod."""
     owner: tuple[str, str] | None = None
     """The controlling owner's (kind, name), e.g. ``("Job", "train")``."""
     requests_pods: bool = False

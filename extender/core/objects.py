@@ -15,6 +15,9 @@ from typing import Any
 
 from extender.core import gang, lifecycle, model, resources
 
+DEFAULT_SCHEDULER = "default-scheduler"
+"""``spec.schedulerName`` when a pod names none (the API server's default)."""
+
 
 class ObjectError(ValueError):
     """A Kubernetes object whose shape or values make no sense (the message names the field)."""
@@ -294,6 +297,7 @@ class PodSpec:
     workload_ref: model.WorkloadRef | None
     scheduling_group: str
     requests_pods: bool
+    scheduler_name: str
 
 
 def to_pod_spec(raw: object) -> PodSpec:
@@ -321,6 +325,7 @@ def to_pod_spec(raw: object) -> PodSpec:
             _dict(spec, "schedulingGroup", "pod.spec"), "podGroupName", "pod.spec.schedulingGroup"
         ),
         requests_pods=_requests_pods(spec),
+        scheduler_name=_str(spec, "schedulerName", "pod.spec", DEFAULT_SCHEDULER),
     )
 
 
@@ -338,11 +343,24 @@ def _requests_pods(spec: Mapping[str, Any]) -> bool:
     return any(isinstance(listed, dict) and resources.PODS in listed for listed in lists)
 
 
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    """The pod condition of type ``kind`` (empty when it has none)."""
+    conditions = status.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else ():
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            return condition
+    return {}
+
+
 def _is_ready(status: Mapping[str, Any]) -> bool:
-    for condition in status.get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
+    return _condition(status, "Ready").get("status") == "True"
+
+
+def _unschedulable(status: Mapping[str, Any]) -> bool:
+    """The scheduler tried the pod and could not place it (PodScheduled=False,
+    reason Unschedulable)."""
+    scheduled = _condition(status, "PodScheduled")
+    return scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
 
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -392,6 +410,8 @@ def to_pod(raw: object, *, spec: PodSpec | None = None) -> model.Pod:
         scheduling_group=spec.scheduling_group,
         requests_pods=spec.requests_pods,
         ready=_is_ready(status),
+        unschedulable=_unschedulable(status),
+        scheduler_name=spec.scheduler_name,
         owner=_controller(meta),
     )
 

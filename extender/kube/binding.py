@@ -10,6 +10,7 @@ from kubernetes import client
 
 from extender.core import model
 from extender.kube.client import Connection, namespaced_path, request
+from extender.service.ports import Gone
 
 
 def api_error_message(exc: client.ApiException) -> str:
@@ -46,6 +47,8 @@ class KubeBinder:
             path = namespaced_path(pod.namespace, "pods", pod.name, "binding")
             request(self.connection, "POST", path, binding_body(pod, node_name))
         except client.ApiException as exc:
+            if exc.status == 404:
+                raise Gone(api_error_message(exc)) from None
             raise RuntimeError(api_error_message(exc)) from None
 
     async def bind(self, pod: model.Pod, node_name: str) -> None:

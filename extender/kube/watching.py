@@ -1,11 +1,16 @@
-"""List+watch of nodes and pods (all namespaces), feeding the cluster view.
+"""List+watch of nodes, pods, namespaces and Workloads, feeding the cluster view.
 
 One ``Reflector`` per resource runs in a daemon thread: it lists, hands the whole list to the
 loop, then watches from the list's resourceVersion.  A watch that ends (server timeout) resumes
-from the last version seen; a 410 Gone (version too old) triggers a relist, which replaces the
-view's objects without dropping pods the extender is binding; any other failure backs off and
-retries.  Objects are converted to domain objects in the thread and applied on the loop, so the
-view is only ever mutated by the loop.
+from the last version seen; a 410 Gone (version too old, as after an API server restart) triggers
+a relist, which replaces the view's objects without dropping pods the extender is binding; any
+other failure backs off (capped, jittered) and retries, and relists after a few failures in a row
+with no progress.  Nothing ends a reflector but ``stopped``: an object that cannot be converted is
+skipped and counted, never a reason to retry the same event forever.
+
+Each reflector reports its health (``problem``): ``/readyz`` is 503 while a watch has not listed
+yet or has been failing for more than ``FAILING_GRACE_SECONDS``.  Objects are converted to domain
+objects in the thread and applied on the loop, so the view is only ever mutated by the loop.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
-from kubernetes import client, watch
+from kubernetes import client
 
 from extender import metrics
 from extender.core import gang, model, objects
@@ -31,7 +37,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WATCH_TIMEOUT_SECONDS = 240
-MAX_BACKOFF_SECONDS = 30.0
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 5.0
+"""Retries after an API server outage come at most this far apart, so the view is current again
+within seconds of the server's return (three watches retrying every 5 s cost it nothing)."""
+RELIST_AFTER_FAILURES = 3
+"""Watch failures in a row, with no event between them, after which the reflector relists
+instead of resuming: whatever is wrong with resuming from that version, a list starts afresh."""
+FAILING_GRACE_SECONDS = 3.0
+"""How long a watch may fail before ``/readyz`` says so (a dropped connection that resumes at
+once is no outage)."""
+OPENED = "OPENED"
+"""The event type a watcher yields when the API server accepted the watch (not from the API)."""
 
 Lister = Callable[[], tuple[list[dict[str, Any]], str]]
 """Returns every object (raw dicts) and the list's resourceVersion."""
@@ -63,7 +80,9 @@ class Reflector(Generic[T]):
         convert: Callable[[object], T],
         handlers: Handlers[T],
         loop: asyncio.AbstractEventLoop,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[float], float] = lambda delay: delay * random.uniform(0.8, 1.0),
     ) -> None:
         self.resource = resource
         self.lister = lister
@@ -71,43 +90,70 @@ class Reflector(Generic[T]):
         self.convert = convert
         self.handlers = handlers
         self.loop = loop
-        self.sleep = sleep
         self.listed = asyncio.Event()
         self.stopped = threading.Event()
+        self.sleep = sleep or self.stopped.wait
+        self.clock = clock
+        self.jitter = jitter
         self.version = ""
+        self.failing_since: float | None = None
+        """When the current run of failures began (None while the watch works)."""
+        self.last_error = ""
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"watch-{self.resource}", daemon=True)
         thread.start()
         return thread
 
+    def problem(self) -> str:
+        """Why this watch does not keep the view current now, or "" while it does."""
+        if not self.listed.is_set():
+            return f"{self.resource}: not listed yet"
+        since = self.failing_since
+        failing = self.clock() - since if since is not None else 0.0
+        if failing > FAILING_GRACE_SECONDS:
+            return f"{self.resource}: watch failing for {failing:.0f}s: {self.last_error}"
+        return ""
+
     def _converted(self, raw: object) -> T | None:
         try:
             return self.convert(raw)
-        except objects.ObjectError as exc:
-            log.warning("ignoring malformed %s: %s", self.resource, exc)
+        except Exception as exc:  # one bad object must not stop the watch, whatever it is
+            metrics.watch_skipped.labels(self.resource).inc()
+            log.warning("ignoring malformed %s (%s: %s)", self.resource, type(exc).__name__, exc)
             return None
 
     def _apply(self, fn: Callable[..., None], *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
+
+    def _working(self) -> None:
+        self.failing_since = None
 
     def relist(self) -> None:
         items, self.version = self.lister()
         converted = [obj for obj in map(self._converted, items) if obj is not None]
         self._apply(self.handlers.replace, converted)
         self._apply(self.listed.set)
+        self._working()
 
     def watch_once(self) -> None:
         """Follow one watch stream until it ends; raise ``Expired`` on 410."""
         for event in self.watcher(self.version):
             kind = event.get("type")
-            raw = event.get("object") or {}
+            raw = event.get("object")
+            if not isinstance(raw, dict):
+                raw = {}
+            if kind == OPENED:
+                self._working()
+                continue
             if kind == "ERROR":
                 if raw.get("code") == 410:
                     raise Expired(raw.get("message", "resource version too old"))
                 raise RuntimeError(f"watch error: {raw.get('message', raw)}")
-            version = (raw.get("metadata") or {}).get("resourceVersion")
-            if version:
+            self._working()
+            metadata = raw.get("metadata")
+            version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+            if version and isinstance(version, str):
                 self.version = version
             if kind == "BOOKMARK":
                 continue
@@ -126,12 +172,18 @@ class Reflector(Generic[T]):
             self.relist()
         self.watch_once()
 
+    def _failed(self, exc: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock()
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+
     def run(self) -> None:
-        backoff = 0.5
+        backoff = FIRST_BACKOFF_SECONDS
+        failures = 0
         while not self.stopped.is_set():
             try:
                 self.step()
-                backoff = 0.5
+                backoff, failures = FIRST_BACKOFF_SECONDS, 0
             except Expired as exc:
                 log.info("%s watch expired (%s); relisting", self.resource, exc)
                 metrics.watch_restarts.labels(self.resource, "expired").inc()
@@ -139,9 +191,20 @@ class Reflector(Generic[T]):
             except Exception as exc:
                 if self.stopped.is_set():
                     return
-                log.warning("%s watch failed (%s); retrying in %.1fs", self.resource, exc, backoff)
+                progressed = self.failing_since is None
+                self._failed(exc)
+                failures = 1 if progressed else failures + 1
+                if failures >= RELIST_AFTER_FAILURES:
+                    self.version = ""
+                log.warning(
+                    "%s watch failed (%s); retrying in %.1fs%s",
+                    self.resource,
+                    self.last_error,
+                    backoff,
+                    " with a relist" if not self.version else "",
+                )
                 metrics.watch_restarts.labels(self.resource, "error").inc()
-                self.sleep(backoff)
+                self.sleep(self.jitter(backoff))
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
 
@@ -165,23 +228,47 @@ def _api_lister(list_fn: Callable[..., Any]) -> Lister:
 
 
 def _api_watcher(list_fn: Callable[..., Any]) -> Watcher:
+    """Watch events decoded with orjson, line by line as they arrive.
+
+    Not kubernetes-client's ``Watch.stream``: with ``deserialize=False`` it raises KeyError on
+    an ERROR event (client 37.0.2), so the 410 Gone after an API server restart looked like a
+    broken connection and the watch retried the expired version forever."""
+
     def watcher(version: str) -> Iterator[dict[str, Any]]:
-        stream = watch.Watch().stream(
-            list_fn,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_TIMEOUT_SECONDS,
-            _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
-            deserialize=False,
-        )
         try:
-            yield from stream
+            response = list_fn(
+                watch=True,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                _request_timeout=WATCH_TIMEOUT_SECONDS + 30,
+                _preload_content=False,
+            )
         except client.ApiException as exc:
             if exc.status == 410:
                 raise Expired(str(exc.reason)) from None
             raise
+        try:
+            yield {"type": OPENED}
+            for line in _lines(response.stream(2**16, decode_content=True)):
+                event = orjson.loads(line)
+                if not isinstance(event, dict):
+                    raise ValueError(f"watch event is not an object: {line[:100]!r}")
+                yield event
+        finally:
+            response.release_conn()
 
     return watcher
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole lines out of chunks that may split or join them (blank lines skipped).  A line
+    cut off by the end of the stream is dropped: the watch resumes before it."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from (line for line in lines if line.strip())
 
 
 def _reflector(
@@ -239,6 +326,12 @@ class KubeSource:
         self.feed = feed
         self.reflectors: list[Reflector[Any]] = []
 
+    def problem(self) -> str:
+        """Why the view is not being kept current now ("" while every watch works)."""
+        if not self.reflectors:
+            return "cluster watches not started"
+        return "; ".join(p for r in self.reflectors if (p := r.problem()))
+
     def _workloads(self, loop: asyncio.AbstractEventLoop) -> Reflector[gang.Workload] | None:
         try:
             api = served_workload_api(self.connection)
@@ -292,16 +385,17 @@ class KubeSource:
             loop,
         )
         workloads = await loop.run_in_executor(self.connection.executor, self._workloads, loop)
-        self.reflectors = [r for r in (nodes, namespaces, workloads, pods) if r is not None]
+        reflectors = [r for r in (nodes, namespaces, workloads, pods) if r is not None]
+        self.reflectors = reflectors
         try:
             # Nodes, namespaces and workloads first, so the pods listed next find their nodes,
             # their namespace's labels and their gangs.
-            for reflector in self.reflectors:
+            for reflector in reflectors:
                 reflector.start()
                 await reflector.listed.wait()
             feed.mark_synced()
             log.info("cluster view synced")
             await asyncio.Event().wait()  # runs until cancelled
         finally:
-            for reflector in self.reflectors:
+            for reflector in reflectors:
                 reflector.stopped.set()

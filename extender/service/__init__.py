@@ -9,9 +9,10 @@ consistent before and after it, never across it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import cachetools
 
@@ -34,6 +35,7 @@ from extender.service.ports import (
     Clock,
     Evictor,
     FilterOutcome,
+    Gone,
     Notifier,
     NotReady,
     QuietNotifier,
@@ -49,6 +51,7 @@ __all__ = [
     "Evictor",
     "ExtenderService",
     "FilterOutcome",
+    "Gone",
     "Notifier",
     "NotReady",
     "RequestError",
@@ -57,6 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
+DELETED_MEMORY_SECONDS = 600.0
+"""How long a deleted pod's uid is remembered: a scheduler call about it after the watch
+reported the deletion (the scheduler's queue lags too) must not bring it back."""
 
 STALE_VIEW_SECONDS = 2.0
 """How long muster's view of the cluster may lag the scheduler's: a rejection this recent may
@@ -117,6 +124,14 @@ class ExtenderService:
         )
         # spec encoding -> its conversion: pods of one template differ only in metadata.
         self._specs: cachetools.LRUCache[bytes, objects.PodSpec] = cachetools.LRUCache(maxsize=256)
+        # Pods known only from scheduler calls, not yet from the watch: uid -> first seen,
+        # oldest first.  Deleted pods' uids, so a late call cannot revive one.
+        self._tentative: dict[str, float] = {}
+        self._deleted: cachetools.TTLCache[str, bool] = cachetools.TTLCache(
+            maxsize=settings.remembered_pods, ttl=DELETED_MEMORY_SECONDS, timer=clock
+        )
+        self._readiness_checks: list[Callable[[], str]] = []
+        self._unhealthy_at = clock()
 
     def _cache_reading(self) -> tuple[dict[str, int], int]:
         if self.cache is None:
@@ -135,9 +150,20 @@ class ExtenderService:
         state = self.state.nodes.get(name)
         return state.node.labels if state is not None else None
 
+    def add_readiness_check(self, check: Callable[[], str]) -> None:
+        """``check`` returns why the view is not current now ("" while it is): the watches."""
+        self._readiness_checks.append(check)
+
+    def readiness(self) -> str:
+        """Why muster is not ready ("" when it is): the view has not synced, or a watch that
+        keeps it current is failing."""
+        if not self.state.synced:
+            return "cluster view not synced yet"
+        return "; ".join(problem for check in self._readiness_checks if (problem := check()))
+
     @property
     def ready(self) -> bool:
-        return self.state.synced
+        return not self.readiness()
 
     def _require_ready(self) -> None:
         if not self.state.synced:
@@ -155,20 +181,28 @@ class ExtenderService:
         self.state.delete_node(name)
 
     def replace_pods(self, pods: Sequence[model.Pod]) -> None:
+        """A fresh pod list: what it lacks is gone, except pods first seen in a scheduler call
+        lately (created after the list was taken, the watch will tell)."""
         fresh = {pod.uid for pod in pods}
+        recent = self.clock() - self.settings.tentative_seconds
+        young = {uid for uid, since in self._tentative.items() if since >= recent}
+        self._tentative = {uid: self._tentative[uid] for uid in young if uid not in fresh}
         for uid in list(self.gangs.group_of):
-            if uid not in fresh:
+            if uid not in fresh and uid not in young:
                 self.gangs.forget(uid)
         for uid in list(self.queues.pods):
-            if uid not in fresh:
+            if uid not in fresh and uid not in young:
                 self.queues.forget(uid)
         self.state.replace_pods(pods)
         for pod in pods:
             self.gangs.observe(pod)
         for pod in pods:
             self.queues.observe(pod)
+        if self.state.synced:  # a relist: the scheduler may have given up on pods meanwhile
+            self._retry_unschedulable()
 
     def apply_pod(self, pod: model.Pod) -> None:
+        self._tentative.pop(pod.uid, None)
         self.state.upsert_pod(pod)
         self.gangs.observe(pod)
         self.queues.observe(pod)
@@ -183,9 +217,19 @@ class ExtenderService:
         self.queues.delete_namespace(namespace.name)
 
     def remove_pod(self, pod: model.Pod) -> None:
+        """The pod is deleted: forget it everywhere, and remember that it was."""
+        self._deleted[pod.uid] = True
+        self._tentative.pop(pod.uid, None)
         self.state.delete_pod(pod.uid)
-        self.gangs.forget(pod.uid)
-        self.queues.forget(pod.uid)
+        self._forget(pod.uid)
+
+    def _forget(self, uid: str) -> None:
+        """Drop a pod from gangs, quota and every memory of scheduler calls about it."""
+        self.gangs.forget(uid)
+        self.queues.forget(uid)
+        self.state.forget(uid)
+        self._turned_away.pop(uid, None)
+        self._seen.pop(uid, None)
 
     def replace_workloads(self, workloads: Sequence[gang.Workload]) -> None:
         for key in list(self.gangs.workloads):
@@ -204,6 +248,48 @@ class ExtenderService:
 
     def mark_synced(self) -> None:
         self.state.synced = True
+        self._retry_unschedulable()
+
+    def _retry_unschedulable(self) -> None:
+        """After the view (re)synced: pods the scheduler could not place (while muster was down
+        or rebuilding, or turned away by muster) are nudged so it retries them now, not after
+        its unschedulable timeout (60 s in 1.20, up to 5 min later)."""
+        served = self.settings.scheduler_names
+        pods = [
+            pod
+            for pod in self.state.pods.values()
+            if not pod.node_name
+            and not pod.terminated
+            and not pod.deleting
+            and pod.scheduler_name in served
+            and (pod.unschedulable or pod.uid in self._turned_away)
+        ]
+        self._turned_away.clear()
+        if pods:
+            log.info("view synced: nudging %d pod(s) the scheduler could not place", len(pods))
+            self.notifier.nudge(pods)
+
+    # -- housekeeping (every second, supervised by the app) --------------------------------
+
+    def housekeep(self) -> None:
+        """Drop pods known only from scheduler calls that a healthy watch never confirmed
+        within ``tentative_seconds``: deleted before the watch saw them, or never real.  Not
+        while the watch is failing (then it could confirm nothing)."""
+        now = self.clock()
+        if not self.ready:
+            self._unhealthy_at = now
+            return
+        limit = now - self.settings.tentative_seconds
+        if self._unhealthy_at > limit:
+            return  # give the recovered watch the whole window
+        for uid, since in list(self._tentative.items()):
+            if since > limit:
+                break
+            del self._tentative[uid]
+            if uid not in self.state.pods:
+                log.info("pod uid %s was never confirmed by the watch: dropped", uid)
+                metrics.tentative_pods_expired.inc()
+                self._forget(uid)
 
     # -- pods from the wire -----------------------------------------------------------------
 
@@ -265,6 +351,11 @@ class ExtenderService:
         every name must be a node of the view (else ``RequestError``).
         """
         self._require_ready()
+        if pod.uid in self._deleted:
+            gone = f"pod {pod.key} is deleted"
+            return FilterOutcome(unresolvable=dict.fromkeys(node_names, gone))
+        if pod.uid not in self.state.pods and pod.uid not in self._tentative:
+            self._tentative[pod.uid] = self.clock()
         verdict = self.queues.filter(pod)
         if verdict is not None and verdict.reason:
             if node_objects is None:
@@ -384,16 +475,29 @@ class ExtenderService:
     # -- bind -------------------------------------------------------------------------------
 
     def _pod_for_bind(self, namespace: str, name: str, uid: str) -> model.Pod:
+        """The pod a bind names, which must be the very pod (uid) muster knows by that name,
+        of a scheduler muster serves.  Refusals never tell a caller the real uid."""
         key = f"{namespace}/{name}"
+        if not uid:
+            raise BindError(f"pod {key}: PodUID is required")
+        if uid in self._deleted:
+            raise BindError(f"pod {key} is deleted")
         known = self.state.pods_by_key.get(key)
         if known is not None:
-            if uid and known.uid != uid:
-                raise BindError(f"pod {key} has uid {known.uid}, not {uid}")
-            return known
-        seen = self._seen.get(uid)
-        pod = seen[1] if seen is not None else self.gangs.member(uid)
-        if pod is None or pod.key != key:
-            raise BindError(f"pod {key} (uid {uid}) is unknown to the extender")
+            if known.uid != uid:
+                raise BindError(f"pod {key}: PodUID {uid} does not match the pod of that name")
+            pod = known
+        else:
+            seen = self._seen.get(uid)
+            found = seen[1] if seen is not None else self.gangs.member(uid)
+            if found is None or found.key != key:
+                raise BindError(f"pod {key} (uid {uid}) is unknown to the extender")
+            pod = found
+        if pod.scheduler_name not in self.settings.scheduler_names:
+            raise BindError(
+                f"pod {key} is for scheduler {pod.scheduler_name!r}, which muster does not "
+                f"serve (--scheduler-names)"
+            )
         return pod
 
     async def bind(self, *, namespace: str, name: str, uid: str, node_name: str) -> None:
@@ -426,11 +530,17 @@ class ExtenderService:
             raise BindError(f"pod {pod.key} no longer fits {node_name}: {misfit.reason}")
         # 2. account the pod at once so the next filter sees the node fuller;
         self.state.assume(pod, node_name)
-        # 3. create the binding; 4. undo the accounting if that failed.
+        # 3. create the binding; 4. undo the accounting if that failed.  Shielded: a scheduler
+        #    that hangs up does not leave the accounting half done.
+        await asyncio.shield(self._bind_one(pod, node_name))
+
+    async def _bind_one(self, pod: model.Pod, node_name: str) -> None:
         try:
             await self.binder.bind(pod, node_name)
         except Exception as exc:
             self.state.forget(pod.uid)
+            if isinstance(exc, Gone) and pod.uid not in self.state.pods:
+                self.remove_pod(pod)  # known only from the wire, and it does not exist
             metrics.binds.labels("failed").inc()
             log.warning("binding %s to %s failed: %s", pod.key, node_name, exc)
             raise BindError(f"binding {pod.key} to {node_name} failed: {exc}") from exc

@@ -434,17 +434,40 @@ class GangCoordinator:
         planned = group.plan[pod.uid]
         if planned != node_name:
             raise BindError(f"gang member {pod.key} is planned on {planned}, not {node_name}")
-        if pod.uid in group.gate:
-            raise BindError(f"gang member {pod.key} is already waiting at bind")
-        self.state.release(reservation_key(pod.uid))
-        self.state.assume(pod, node_name)
         waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        group.gate[pod.uid] = waiting
-        if len(group.gate) == 1:
-            self._arm(group, self.clock() + group.policy.timeout_seconds)
-        if len(group.gate) == len(group.plan):
-            self._open(group)
-        await waiting
+        earlier = group.gate.get(pod.uid)
+        if earlier is not None:
+            # A second call for a member already waiting: its first caller gave up or died (a
+            # restarted scheduler retries the pod); the newest call takes its place.
+            group.gate[pod.uid] = waiting
+            if not earlier.done():
+                earlier.set_exception(BindError(f"superseded by a newer bind of {pod.key}"))
+        else:
+            self.state.release(reservation_key(pod.uid))
+            self.state.assume(pod, node_name)
+            group.gate[pod.uid] = waiting
+            if len(group.gate) == 1:
+                self._arm(group, self.clock() + group.policy.timeout_seconds)
+            if len(group.gate) == len(group.plan):
+                self._open(group)
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            self._leave_gate(group, pod, node_name, waiting)
+            raise
+
+    def _leave_gate(
+        self, group: Group, pod: model.Pod, node_name: str, waiting: asyncio.Future[None]
+    ) -> None:
+        """The caller of a waiting bind went away: the member leaves the gate and keeps its
+        planned place (a reservation again), so the scheduler's retry can wait there anew."""
+        if group.gate.get(pod.uid) is not waiting:
+            return  # the gate opened, or a newer call took the place
+        del group.gate[pod.uid]
+        self.state.forget(pod.uid)
+        if group.plan.get(pod.uid) == node_name:
+            self.state.claim(reservation_key(pod.uid), node_name, pod.requests)
+        log.info("gang member %s left the gate: its bind call was cancelled", pod.key)
 
     def _open(self, group: Group) -> None:
         """Every planned member is at the gate: bind them all, concurrently."""

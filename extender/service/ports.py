@@ -65,6 +65,11 @@ class NotReady(RuntimeError):
     """The cluster view has not synced yet."""
 
 
+class Gone(RuntimeError):
+    """The API object a call was about does not exist (HTTP 404): it was deleted, or never
+    was."""
+
+
 class BindError(RuntimeError):
     """A bind that was refused or failed; the message goes back to the scheduler."""
 

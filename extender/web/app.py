@@ -1,8 +1,9 @@
-"""The application factory: routes, middlewares, and the cluster source's lifetime.
+"""The application factory: routes, middlewares, and the lifetime of the background work.
 
-``make_app`` serves both the CLI and the tests.  The source that keeps the cluster view current
-(watches, or the simulation) runs as a background task inside the app's cleanup context, so it
-starts with the server and is cancelled and awaited when the server stops.
+``make_app`` serves both the CLI and the tests.  The background work (the source that keeps the
+cluster view current, the queues file poll, the service's housekeeping) runs as supervised tasks
+inside the app's cleanup context: they start with the server, a failure of one restarts it
+alone, and all are cancelled and awaited when the server stops.
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import web
 
-from extender.service import ExtenderService
+from extender.service import ExtenderService, background
 from extender.web import debug, handlers, keys, middlewares
 
 log = logging.getLogger(__name__)
 
-SourceRun = Callable[[], Coroutine[Any, Any, None]]
+HOUSEKEEPING_SECONDS = 1.0
 
 
 def make_app(
-    service: ExtenderService, *, source: SourceRun | None = None, max_body_bytes: int = 64 * 2**20
+    service: ExtenderService,
+    *,
+    background_work: Mapping[str, background.Run] | None = None,
+    max_body_bytes: int = 64 * 2**20,
 ) -> web.Application:
     app = web.Application(middlewares=[middlewares.extender_errors], client_max_size=max_body_bytes)
     app[keys.SERVICE] = service
@@ -37,25 +40,27 @@ def make_app(
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/debug/queues", debug.queues)
     app.router.add_get("/debug/workloads", debug.workloads)
-    if source is not None:
-        app.cleanup_ctx.append(_run_in_background(source))
+    work = {
+        "housekeeping": background.every(HOUSEKEEPING_SECONDS, service.housekeep),
+        **(background_work or {}),
+    }
+    app.cleanup_ctx.append(_run_in_background(work))
     return app
 
 
 def _run_in_background(
-    source: SourceRun,
+    work: Mapping[str, background.Run],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(source(), name="cluster-source")
-        task.add_done_callback(_report_end)
+        tasks = [
+            asyncio.create_task(background.supervised(name, run), name=name)
+            for name, run in work.items()
+        ]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return context
-
-
-def _report_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("cluster source stopped", exc_info=task.exception())

@@ -66,9 +66,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[keys.SERVICE].ready:
+    problem = request.app[keys.SERVICE].readiness()
+    if not problem:
         return web.Response(text="ok")
-    return web.Response(text="cluster view not synced yet", status=503)
+    return web.Response(text=problem, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -90,7 +90,7 @@ def pod_reflector(
             delete=lambda pod: state.delete_pod(pod.uid),
         ),
         loop=asyncio.get_running_loop(),
-        **kwargs,
+        **{"jitter": lambda delay: delay, **kwargs},
     )
 
 
@@ -306,7 +306,7 @@ async def test_the_backoff_is_capped() -> None:
     )
     reflector.watcher = FakeWatcher(*[OSError("down")] * 9, stop=reflector.stopped)
     reflector.run()
-    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0]
 
 
 async def test_run_returns_quietly_when_stopped_during_a_failure() -> None:
@@ -364,18 +364,114 @@ def test_the_api_lister_follows_continue_tokens() -> None:
     assert all(call["limit"] == 500 and call["_preload_content"] is False for call in seen)
 
 
-def test_the_api_watcher_turns_a_410_into_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+class FakeResponse:
+    """A urllib3 response streaming ``body`` in chunks of ``size`` bytes."""
+
+    def __init__(self, body: bytes, size: int) -> None:
+        self.body, self.size = body, size
+        self.released = False
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        for start in range(0, len(self.body), self.size):
+            yield self.body[start : start + self.size]
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def api_list(*bodies: bytes, size: int = 7) -> tuple[Any, list[dict[str, Any]], list[Any]]:
+    """A list call whose watch requests stream ``bodies`` in turn (then nothing)."""
+    calls: list[dict[str, Any]] = []
+    responses: list[FakeResponse] = []
+
+    def list_fn(**kwargs: Any) -> FakeResponse:
+        calls.append(kwargs)
+        body = bodies[len(responses)] if len(responses) < len(bodies) else b""
+        responses.append(FakeResponse(body, size))
+        return responses[-1]
+
+    return list_fn, calls, responses
+
+
+def test_the_api_watcher_decodes_lines_split_across_chunks() -> None:
+    events = [
+        {"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "43"}}},
+        {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "44"}}},
+    ]
+    body = b"".join(json.dumps(e).encode() + b"\n" for e in events) + b'{"type": "ADD'
+    list_fn, calls, responses = api_list(body)
+    streamed = list(watching._api_watcher(list_fn)("42"))
+    assert streamed == [{"type": watching.OPENED}, *events], "the cut-off last line is dropped"
+    assert calls[0]["watch"] is True and calls[0]["resource_version"] == "42"
+    assert calls[0]["allow_watch_bookmarks"] is True and calls[0]["_preload_content"] is False
+    assert responses[0].released
+
+
+async def test_an_error_event_from_the_api_is_a_relist_not_a_retry_forever(
+    view: cluster.ClusterState,
+) -> None:
+    """After an API server restart the watch gets an ERROR event with code 410 in the stream
+    (kubernetes-client's Watch.stream raised KeyError 'raw_object' on it, and the watch
+    retried the expired version forever)."""
+    expired = (STREAMS / "pods-expired.jsonl").read_text().splitlines()[1].encode() + b"\n"
+    list_fn, calls, _ = api_list(expired)
+    lister = FakeLister("pods-list.json")
+    sleeps: list[float] = []
+    reflector = pod_reflector(view, lister, watching._api_watcher(list_fn), sleep=sleeps.append)
+    inner = reflector.watcher
+
+    def watcher(version: str) -> Iterator[dict[str, Any]]:
+        if len(calls) == 2:
+            reflector.stopped.set()
+        return inner(version)
+
+    reflector.watcher = watcher
+    reflector.run()
+    await settle()
+    assert lister.calls == 2, "listed, got the 410 in the stream, listed again"
+    assert sleeps == [] and reflector.problem() == ""
+
+
+def test_a_410_answer_to_the_watch_request_is_expired() -> None:
     from kubernetes import client
 
-    class GoneWatch:
-        def stream(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
-            assert kwargs["resource_version"] == "42"
-            assert kwargs["allow_watch_bookmarks"] is True
-            yield {"type": "ADDED", "object": {}}
-            raise client.ApiException(status=410, reason="Gone")
+    def list_fn(**kwargs: Any) -> Any:
+        raise client.ApiException(status=410, reason="Gone")
 
-    monkeypatch.setattr(watching.watch, "Watch", GoneWatch)
-    stream = watching._api_watcher(lambda **kwargs: None)("42")
-    assert next(stream)["type"] == "ADDED"
     with pytest.raises(watching.Expired, match="Gone"):
-        next(stream)
+        next(watching._api_watcher(list_fn)("42"))
+
+
+async def test_readiness_reports_a_watch_failing_longer_than_the_grace() -> None:
+    state = cluster.ClusterState()
+    now = [100.0]
+    reflector = pod_reflector(
+        state, FakeLister("pods-list.json"), FakeWatcher(), clock=lambda: now[0]
+    )
+    assert "not listed yet" in reflector.problem()
+    reflector.relist()
+    await settle()
+    assert reflector.problem() == ""
+    down = ConnectionRefusedError("apiserver down")
+    reflector.watcher = FakeWatcher(down, down, down, down, stop=reflector.stopped)
+    reflector.sleep = lambda delay: now.__setitem__(0, now[0] + delay)
+    reflector.run()
+    assert now[0] - 100.0 > watching.FAILING_GRACE_SECONDS
+    assert "watch failing" in reflector.problem() and "apiserver down" in reflector.problem()
+    reflector.stopped.clear()
+    reflector.watcher = FakeWatcher("pods-watch.jsonl", stop=reflector.stopped)
+    reflector.run()
+    assert reflector.problem() == "", "a relist after the failures makes it current again"
+
+
+async def test_a_conversion_that_raises_anything_skips_the_object() -> None:
+    state = cluster.ClusterState()
+
+    def convert(raw: object) -> model.Pod:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    reflector = pod_reflector(state, FakeLister("pods-list.json"), FakeWatcher())
+    reflector.convert = convert
+    reflector.relist()
+    await settle()
+    assert reflector.listed.is_set() and state.pods == {}

@@ -100,7 +100,7 @@ def make_service(
 
 def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs) -> model.Pod:
     labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
-    return builders.pod(name, uid=name, cpu=cpu, labels=labels, **kwargs)
+    return builders.pod(name, uid=kwargs.pop("uid", name), cpu=cpu, labels=labels, **kwargs)
 
 
 def gang_members(workload: str, prefix: str, cpu: str = "1") -> list[model.Pod]:

@@ -51,7 +51,7 @@ async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
     assert state.count == 1
     assert any(r == "WorkloadRequeued" for _, r, _ in notifier.events)
     # Its controller makes it again: it waits for the backoff, then is admitted (and nudged).
-    again = queued("slow")
+    again = queued("slow", uid="slow-again")  # the pod recreated: a new uid
     assert "requeued 1 time(s) after PodsReady timeout" in await schedule(service, again)
     await asyncio.sleep(0.3)
     assert "slow" in notifier.nudged
@@ -108,13 +108,13 @@ async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
     service, notifier, evictor = make_service()
     configure(service, limit=1, base=0.01)
     for attempt in range(2):
-        pod = queued("flaky")
+        pod = queued("flaky", uid=f"flaky-{attempt}")  # recreated each time: a new uid
         await asyncio.sleep(0.05)
         service.queues.run_cycle()
         assert await schedule(service, pod) in ("n0", "n2"), attempt
         await asyncio.sleep(0.1)
     assert evictor.evicted == ["flaky", "flaky"]
-    back = queued("flaky")
+    back = queued("flaky", uid="flaky-back")
     reason = await schedule(service, back)
     assert reason.startswith(
         "queue default/user-queue: workload deactivated: RequeuingLimitExceeded"
@@ -145,7 +145,7 @@ async def test_active_false_evicts_a_running_workload_and_never_requeues_it():
     )
     await asyncio.sleep(0)
     assert evictor.evicted == ["paused"]
-    again = queued("paused")
+    again = queued("paused", uid="paused-again")
     reason = await schedule(service, again)
     assert "workload deactivated: InactiveWorkload" in reason
 
