@@ -131,8 +131,8 @@ class Pod:
     ready: bool = False
     """``status.conditions`` has Ready=True (the kubelet's readiness)."""
     unschedulable: bool = False
-    """``status.conditions`` has PodScheduled=False with reason Unschedulable: a scheduler
-    tried the pod and could not place it."""
+    """``status.conditions`` has PodScheduled=False: a scheduler tried the pod and could not
+    place it (no node fit, or an extender call failed)."""
     scheduler_name: str = "default-scheduler"
     """``spec.schedulerName``: the scheduler (profile) responsible for the pod."""
     owner: tuple[str, str] | None = None

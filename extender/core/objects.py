@@ -357,10 +357,10 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
 
 
 def _unschedulable(status: Mapping[str, Any]) -> bool:
-    """The scheduler tried the pod and could not place it (PodScheduled=False,
-    reason Unschedulable)."""
-    scheduled = _condition(status, "PodScheduled")
-    return scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
+    """A scheduler tried the pod and could not place it: PodScheduled=False, with reason
+    Unschedulable (no node fit) or SchedulerError (an extender call failed, e.g. muster was
+    down); kube-scheduler 1.20 keeps both in its unschedulable pool for 60 s."""
+    return _condition(status, "PodScheduled").get("status") == "False"
 
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
