@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
-
-from kubernetes import client
 
 from extender.core import model
 from extender.kube.client import Connection, namespaced_path, request
-from extender.service.ports import Gone
-
-
-def api_error_message(exc: client.ApiException) -> str:
-    """The API server's own message (from the Status body) when there is one."""
-    try:
-        return str(json.loads(exc.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return f"{exc.status} {exc.reason}"
 
 
 def binding_body(pod: model.Pod, node_name: str) -> dict[str, object]:
@@ -43,13 +31,9 @@ class KubeBinder:
         self.connection = connection
 
     def _bind(self, pod: model.Pod, node_name: str) -> None:
-        try:
-            path = namespaced_path(pod.namespace, "pods", pod.name, "binding")
-            request(self.connection, "POST", path, binding_body(pod, node_name))
-        except client.ApiException as exc:
-            if exc.status == 404:
-                raise Gone(api_error_message(exc)) from None
-            raise RuntimeError(api_error_message(exc)) from None
+        """Raises ``ApiError`` (``NotFound`` when the pod is gone)."""
+        path = namespaced_path(pod.namespace, "pods", pod.name, "binding")
+        request(self.connection, "POST", path, binding_body(pod, node_name))
 
     async def bind(self, pod: model.Pod, node_name: str) -> None:
         loop = asyncio.get_running_loop()

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+import urllib3
 from kubernetes import client, config
 from urllib3.util import ssl_
+
+from extender.service.ports import ApiError, api_error
 
 API_THREADS = 64
 """Worker threads for API calls (bindings, Events, nudges).  A call holds its thread only while
@@ -96,17 +100,28 @@ def request(
     unread response, as ``_preload_content=False`` leaves it, keeps its connection, so the next
     call opens a new TLS connection.)  No model classes: the generated methods validate their
     arguments with pydantic and cannot decode the ``Status`` some calls answer with.
-    Raises ``client.ApiException`` on any status but 2xx.
+    Raises ``ApiError`` (typed by status: ``NotFound``, ``Conflict``, ``TooManyRequests``) on
+    any status but 2xx, with status 0 when the server could not be reached.
     """
     api = connection.api
     headers = {"Accept": "application/json", "Content-Type": content_type}
     method, url, headers, payload, _ = api.param_serialize(
         method, path, header_params=headers, body=dict(body), auth_settings=["BearerToken"]
     )
-    response = api.call_api(method, url, header_params=headers, body=payload)
-    data: bytes = response.read()
+    try:
+        response = api.call_api(method, url, header_params=headers, body=payload)
+        data: bytes = response.read()
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ApiError(f"{method} {path}: API server not reached: {exc}") from exc
     if not 200 <= response.status <= 299:
-        raise client.ApiException.from_response(
-            http_resp=response, body=data.decode("utf-8", "replace"), data=None
-        )
+        raise api_error(response.status, status_message(response.status, data))
     return data
+
+
+def status_message(status: int, body: bytes) -> str:
+    """The API server's own message (from the Status it answers with) when there is one."""
+    try:
+        message = orjson.loads(body)["message"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+    return str(message)

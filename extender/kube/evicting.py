@@ -1,7 +1,7 @@
 """Evicting pods through the Eviction API (``pods/eviction``), as Kueue's preemption does.
 
-The API server answers 429 while a PodDisruptionBudget forbids the eviction; that is raised
-like any other failure and the caller's next cycle tries again.  ``policy/v1`` Eviction is
+The API server answers 429 while a PodDisruptionBudget forbids the eviction; that is raised as
+``TooManyRequests`` (retryable) and the caller's next cycle tries again.  ``policy/v1`` Eviction is
 served from Kubernetes 1.22 on; older API servers get ``policy/v1beta1``.
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 
-from kubernetes import client
-
 from extender.core import model
-from extender.kube.binding import api_error_message
 from extender.kube.client import Connection, namespaced_path, request
+from extender.service.ports import ApiError, NotFound
 
 VERSIONS = ("policy/v1", "policy/v1beta1")
 
@@ -37,14 +35,14 @@ class KubeEvictor:
             try:
                 request(self.connection, "POST", path, body)
                 return
-            except client.ApiException as exc:
-                unknown_kind = exc.status in (400, 404) and "no kind" in (exc.body or "")
+            except ApiError as exc:
+                unknown_kind = exc.status in (400, 404) and "no kind" in str(exc)
                 if unknown_kind and version != VERSIONS[-1]:
                     self._version = VERSIONS[VERSIONS.index(version) + 1]
                     continue
-                if exc.status == 404:
+                if isinstance(exc, NotFound):
                     return  # already gone
-                raise RuntimeError(api_error_message(exc)) from None
+                raise
 
     async def evict(self, pod: model.Pod, *, reason: str) -> None:
         loop = asyncio.get_running_loop()

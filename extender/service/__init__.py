@@ -30,12 +30,14 @@ from extender.core import (
 )
 from extender.service import gangs, queues
 from extender.service.ports import (
+    ApiError,
     Binder,
     BindError,
     Clock,
+    Conflict,
     Evictor,
     FilterOutcome,
-    Gone,
+    NotFound,
     Notifier,
     NotReady,
     QuietNotifier,
@@ -45,14 +47,16 @@ from extender.service.ports import (
 from extender.settings import Settings
 
 __all__ = [
+    "ApiError",
     "Binder",
     "BindError",
     "Clock",
+    "Conflict",
     "Evictor",
     "ExtenderService",
     "FilterOutcome",
-    "Gone",
     "Notifier",
+    "NotFound",
     "NotReady",
     "RequestError",
     "Victims",
@@ -539,7 +543,7 @@ class ExtenderService:
             await self.binder.bind(pod, node_name)
         except Exception as exc:
             self.state.forget(pod.uid)
-            if isinstance(exc, Gone) and pod.uid not in self.state.pods:
+            if isinstance(exc, NotFound) and pod.uid not in self.state.pods:
                 self.remove_pod(pod)  # known only from the wire, and it does not exist
             metrics.binds.labels("failed").inc()
             log.warning("binding %s to %s failed: %s", pod.key, node_name, exc)

@@ -65,9 +65,39 @@ class NotReady(RuntimeError):
     """The cluster view has not synced yet."""
 
 
-class Gone(RuntimeError):
-    """The API object a call was about does not exist (HTTP 404): it was deleted, or never
-    was."""
+class ApiError(RuntimeError):
+    """A Kubernetes API call that failed, with the API server's own message and the HTTP
+    status (0: the server was not reached).  The subclasses are the statuses callers treat
+    differently."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again later: the server was unreachable, overloaded or failing, or a
+        PodDisruptionBudget forbids an eviction for now."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+class NotFound(ApiError):
+    """HTTP 404: the object does not exist (it was deleted, or never was)."""
+
+
+class Conflict(ApiError):
+    """HTTP 409: the object changed or already exists (e.g. a pod bound already)."""
+
+
+class TooManyRequests(ApiError):
+    """HTTP 429: the server is throttling, or an eviction would violate a
+    PodDisruptionBudget."""
+
+
+def api_error(status: int, message: str) -> ApiError:
+    """The typed error for an HTTP status."""
+    kind = {404: NotFound, 409: Conflict, 429: TooManyRequests}.get(status, ApiError)
+    return kind(message, status)
 
 
 class BindError(RuntimeError):

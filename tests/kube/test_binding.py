@@ -21,6 +21,7 @@ from kubernetes import client
 
 from extender.kube import binding, notifying
 from extender.kube import client as kube_client
+from extender.service import ports
 from tests import builders
 
 TLS = Path(__file__).parent / "tls"
@@ -190,6 +191,37 @@ def test_a_refused_binding_carries_the_api_servers_message_and_frees_the_connect
         with pytest.raises(RuntimeError, match='is already assigned to node "n2"'):
             binder._bind(builders.pod("p", uid="u"), "n1")
     assert api.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (404, ports.NotFound, False),
+        (409, ports.Conflict, False),
+        (429, ports.TooManyRequests, True),
+        (500, ports.ApiError, True),
+        (403, ports.ApiError, False),
+    ],
+)
+def test_api_errors_are_typed_by_status(api, connection, status, kind, retryable):
+    api.status = status
+    api.reply = {"kind": "Status", "status": "Failure", "message": f"refused {status}"}
+    with pytest.raises(kind, match=f"refused {status}") as refused:
+        binding.KubeBinder(connection)._bind(builders.pod("p", uid="u"), "n1")
+    assert type(refused.value) is kind
+    assert refused.value.status == status and refused.value.retryable is retryable
+
+
+def test_an_unreachable_api_server_is_a_retryable_api_error(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"https://127.0.0.1:{port}"
+    connection = kube_client.connect(kubeconfig=kubeconfig(tmp_path, url, TLS / "server.pem"))
+    with pytest.raises(ports.ApiError, match="not reached") as refused:
+        binding.KubeBinder(connection)._bind(builders.pod("p", uid="u"), "n1")
+    assert refused.value.status == 0 and refused.value.retryable
+    connection.executor.shutdown()
 
 
 def test_events_and_nudges_reuse_the_connection_too(api, connection):

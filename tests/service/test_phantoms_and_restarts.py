@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from extender.core import cluster, gang, model, queues
-from extender.service import BindError, ExtenderService, Gone
+from extender.service import BindError, ExtenderService, NotFound
 from extender.settings import Settings
 from tests import builders
 from tests.service.test_gangs import FlakyBinder, RecordingNotifier, member, names
@@ -174,7 +174,7 @@ async def test_a_bind_that_finds_the_pod_gone_releases_its_charge():
     assert service.filter(pod, ["n0"]).passed == ["n0"]  # known from the wire only
 
     async def gone(pod: model.Pod, node_name: str) -> None:
-        raise Gone('pods "vanished" not found')
+        raise NotFound('pods "vanished" not found', 404)
 
     binder.bind = gone  # type: ignore[method-assign]
     with pytest.raises(BindError, match="not found"):
