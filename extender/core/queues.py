@@ -10,7 +10,9 @@ fungibility) are accepted and ignored, so existing manifests load unchanged.  Pu
 from __future__ import annotations
 
 import enum
+import math
 import re
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,14 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set on every namespace by the API server (1.21+); muster assumes it for every namespace."""
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+"""Range of Kueue's integer fields (priorities, thresholds, backoff settings): Go ``int32``."""
+MAX_DURATION = (2**63 - 1) / 1e9
+"""The longest Go ``time.Duration``, in seconds (about 292 years)."""
+MAX_RESOURCE_GROUPS = 16
+MAX_GROUP_ITEMS = 64
+"""Kueue's CRD limits: resource groups per ClusterQueue, and covered resources, flavors and
+per-flavor resources per group; they also bound the work a file with YAML aliases can cause."""
 
 
 class ConfigError(ValueError):
@@ -206,6 +216,34 @@ class QueueConfig:
 
 # -- parsing --------------------------------------------------------------------------------
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+_NON_FINITE = {"nan": "'.nan'", "inf": "'.inf'", "-inf": "'-.inf'"}
+
+
+def _show(value: object) -> str:
+    """A value as an error message quotes it: one short line whatever the value (a huge, deep
+    or self-containing structure, an integer too long to print), and YAML's spelling for NaN
+    and infinities, as the user wrote them: ``_show(float("nan"))`` -> ``'.nan'``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[repr(value)]
+    try:
+        return _REPR.repr(value)
+    except Exception:  # e.g. ValueError: an int past Python's digit limit cannot be printed
+        return f"<{type(value).__name__}>"
+
+
+def _label(value: object) -> str:
+    """An object's kind or name in a message: as is when it is short printable text."""
+    if isinstance(value, str) and value.isprintable() and 0 < len(value) <= 253:
+        return value
+    return _show(value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
 
 class _Reader:
     """Typed access to one raw object's fields; errors name the object and the field path."""
@@ -221,15 +259,19 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(f"{path}.{key}" if path else key, "must be an object")
+            raise self.fail(_join(path, key), f"must be an object, got {_show(value)}")
         return value
 
-    def seq(self, raw: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    def seq(
+        self, raw: Mapping[str, Any], key: str, path: str, *, most: int | None = None
+    ) -> list[Any]:
         value = raw.get(key)
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.fail(f"{path}.{key}", "must be a list")
+            raise self.fail(_join(path, key), f"must be a list, got {_show(value)}")
+        if most is not None and len(value) > most:
+            raise self.fail(_join(path, key), f"has {len(value)} items, more than {most}")
         return value
 
     def text(self, raw: Mapping[str, Any], key: str, path: str, default: str = "") -> str:
@@ -237,13 +279,15 @@ class _Reader:
         if value is None:
             return default
         if not isinstance(value, str):
-            raise self.fail(f"{path}.{key}", f"must be a string, got {value!r}")
+            raise self.fail(_join(path, key), f"must be a string, got {_show(value)}")
         return value
 
     def str_map(self, raw: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
         value = self.obj(raw, key, path)
+        if not all(isinstance(k, str) for k in value):
+            raise self.fail(_join(path, key), "keys must be strings")
         if not all(isinstance(v, str) for v in value.values()):
-            raise self.fail(f"{path}.{key}", "values must be strings")
+            raise self.fail(_join(path, key), "values must be strings")
         return dict(value)
 
     def enum(self, raw: Mapping[str, Any], key: str, path: str, default: enum.StrEnum) -> Any:
@@ -253,28 +297,68 @@ class _Reader:
             return kind(text)
         except ValueError:
             allowed = ", ".join(m.value for m in kind)
-            raise self.fail(f"{path}.{key}", f"{text!r} is not one of {allowed}") from None
+            raise self.fail(_join(path, key), f"{_show(text)} is not one of {allowed}") from None
+
+    def integer(
+        self, raw: Mapping[str, Any], key: str, path: str, *, low: int, high: int
+    ) -> int | None:
+        """An integer field (Kueue's ``int32``s); None when absent."""
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(_join(path, key), f"must be an integer, got {_show(value)}")
+        if not low <= value <= high:
+            raise self.fail(
+                _join(path, key), f"must be an integer from {low} to {high}, got {_show(value)}"
+            )
+        return value
+
+    def number(self, raw: Mapping[str, Any], key: str, path: str, *, high: int) -> float | None:
+        """A non-negative finite number (integer or not); None when absent."""
+        value = raw.get(key)
+        if value is None:
+            return None
+        # NaN fails every comparison, and an int too large for a float is compared exactly
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= high:
+            raise self.fail(
+                _join(path, key), f"must be a number from 0 to {high}, got {_show(value)}"
+            )
+        return float(value)
 
     def amount(self, resource: str, raw: Mapping[str, Any], key: str, path: str) -> int | None:
-        if raw.get(key) is None:
+        """A non-negative quantity of ``resource`` in ``resources`` units; None when absent."""
+        value = raw.get(key)
+        if value is None:
             return None
+        where = _join(path, key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, str | int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            raise self.fail(where, f"not a valid quantity: {_show(value)}")
         try:
-            value = resources.amount(resource, raw[key])
+            amount = resources.amount(resource, value)
         except resources.QuantityError as exc:
-            raise self.fail(f"{path}.{key}", str(exc)) from None
-        if value < 0:
-            raise self.fail(f"{path}.{key}", "must not be negative")
-        return value
+            raise self.fail(where, " ".join(str(exc).split())[:200]) from None
+        except Exception:  # the quantity parser's arithmetic on extreme input (1e999999)
+            raise self.fail(where, f"not a valid quantity: {_show(value)}") from None
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise self.fail(where, f"not a valid quantity: {_show(value)}")
+        if amount < 0:
+            raise self.fail(where, "must not be negative")
+        return amount
 
     def requirements(self, raw: list[Any], path: str) -> tuple[model.Requirement, ...]:
         out = []
         for i, item in enumerate(raw):
             where = f"{path}[{i}]"
             if not isinstance(item, dict):
-                raise self.fail(where, "must be an object")
+                raise self.fail(where, f"must be an object, got {_show(item)}")
             op_text = self.text(item, "operator", where)
             if op_text not in ("In", "NotIn", "Exists", "DoesNotExist"):
-                raise self.fail(f"{where}.operator", f"{op_text!r} is not a label operator")
+                raise self.fail(f"{where}.operator", f"{_show(op_text)} is not a label operator")
             values = self.seq(item, "values", where)
             if not all(isinstance(v, str) for v in values):
                 raise self.fail(f"{where}.values", "must be strings")
@@ -305,7 +389,7 @@ class _Reader:
                 raise self.fail(where, "must be an object")
             effect = self.text(item, "effect", where)
             if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-                raise self.fail(f"{where}.effect", f"{effect!r} is not a taint effect")
+                raise self.fail(f"{where}.effect", f"{_show(effect)} is not a taint effect")
             out.append(
                 model.Taint(self.text(item, "key", where), self.text(item, "value", where), effect)
             )
@@ -321,7 +405,7 @@ class _Reader:
                 raise self.fail(where, "must be an object")
             operator = self.text(item, "operator", where, "Equal")
             if operator not in ("Equal", "Exists"):
-                raise self.fail(f"{where}.operator", f"{operator!r} is not Equal or Exists")
+                raise self.fail(f"{where}.operator", f"{_show(operator)} is not Equal or Exists")
             out.append(
                 model.Toleration(
                     key=self.text(item, "key", where),
@@ -334,7 +418,7 @@ class _Reader:
 
 
 def _flavor(raw: Mapping[str, Any], name: str) -> ResourceFlavor:
-    r = _Reader(f"ResourceFlavor {name}")
+    r = _Reader(f"ResourceFlavor {_label(name)}")
     spec = r.obj(raw, "spec", "")
     return ResourceFlavor(
         name=name,
@@ -346,26 +430,32 @@ def _flavor(raw: Mapping[str, Any], name: str) -> ResourceFlavor:
 
 def _resource_group(r: _Reader, raw: object, path: str, *, cohort: str) -> ResourceGroup:
     if not isinstance(raw, dict):
-        raise r.fail(path, "must be an object")
-    covered = r.seq(raw, "coveredResources", path)
+        raise r.fail(path, f"must be an object, got {_show(raw)}")
+    covered = r.seq(raw, "coveredResources", path, most=MAX_GROUP_ITEMS)
     if not covered or not all(isinstance(c, str) and c for c in covered):
         raise r.fail(f"{path}.coveredResources", "must be a non-empty list of resource names")
-    flavors = []
-    for i, item in enumerate(r.seq(raw, "flavors", path)):
+    if len(set(covered)) != len(covered):
+        raise r.fail(f"{path}.coveredResources", "lists a resource twice")
+    flavors: dict[str, FlavorQuotas] = {}
+    for i, item in enumerate(r.seq(raw, "flavors", path, most=MAX_GROUP_ITEMS)):
         where = f"{path}.flavors[{i}]"
         if not isinstance(item, dict):
-            raise r.fail(where, "must be an object")
+            raise r.fail(where, f"must be an object, got {_show(item)}")
         name = r.text(item, "name", where)
         if not name:
             raise r.fail(f"{where}.name", "is missing")
+        if name in flavors:
+            raise r.fail(f"{path}.flavors", f"flavor {_show(name)} appears twice")
         quotas: dict[str, Quota] = {}
-        for j, res in enumerate(r.seq(item, "resources", where)):
+        for j, res in enumerate(r.seq(item, "resources", where, most=MAX_GROUP_ITEMS)):
             at = f"{where}.resources[{j}]"
             if not isinstance(res, dict):
-                raise r.fail(at, "must be an object")
+                raise r.fail(at, f"must be an object, got {_show(res)}")
             resource = r.text(res, "name", at)
             if resource not in covered:
-                raise r.fail(f"{at}.name", f"{resource!r} is not in coveredResources")
+                raise r.fail(f"{at}.name", f"{_show(resource)} is not in coveredResources")
+            if resource in quotas:
+                raise r.fail(f"{at}.name", f"{_show(resource)} appears twice")
             nominal = r.amount(resource, res, "nominalQuota", at)
             if nominal is None:
                 raise r.fail(f"{at}.nominalQuota", "is missing")
@@ -376,46 +466,48 @@ def _resource_group(r: _Reader, raw: object, path: str, *, cohort: str) -> Resou
             if lending is not None and lending > nominal:
                 raise r.fail(f"{at}.lendingLimit", "must not exceed nominalQuota")
             quotas[resource] = Quota(nominal, borrowing, lending)
-        if sorted(quotas) != sorted(covered):
+        if len(quotas) != len(covered):
             missing = sorted(set(covered) - set(quotas))
             raise r.fail(f"{where}.resources", f"has no quota for {', '.join(missing)}")
-        flavors.append(FlavorQuotas(name, quotas))
+        flavors[name] = FlavorQuotas(name, quotas)
     if not flavors:
         raise r.fail(f"{path}.flavors", "must list at least one flavor")
-    return ResourceGroup(tuple(covered), tuple(flavors))
+    return ResourceGroup(tuple(covered), tuple(flavors.values()))
 
 
 def _cluster_queue(raw: Mapping[str, Any], name: str) -> ClusterQueue:
-    r = _Reader(f"ClusterQueue {name}")
+    r = _Reader(f"ClusterQueue {_label(name)}")
     spec = r.obj(raw, "spec", "")
     cohort = r.text(spec, "cohortName", "spec") or r.text(spec, "cohort", "spec")
-    groups = tuple(
-        _resource_group(r, g, f"spec.resourceGroups[{i}]", cohort=cohort)
-        for i, g in enumerate(r.seq(spec, "resourceGroups", "spec"))
-    )
     covered: set[str] = set()
     flavors: set[str] = set()
-    for i, group in enumerate(groups):
+    groups = []
+    raw_groups = r.seq(spec, "resourceGroups", "spec", most=MAX_RESOURCE_GROUPS)
+    for i, raw_group in enumerate(raw_groups):
+        group = _resource_group(r, raw_group, f"spec.resourceGroups[{i}]", cohort=cohort)
         for resource in group.covered:
             if resource in covered:
                 raise r.fail(
                     f"spec.resourceGroups[{i}].coveredResources",
-                    f"{resource!r} is already covered by another resource group",
+                    f"{_show(resource)} is already covered by another resource group",
                 )
             covered.add(resource)
         for fq in group.flavors:
             if fq.flavor in flavors:
                 raise r.fail(
-                    f"spec.resourceGroups[{i}].flavors", f"flavor {fq.flavor!r} appears twice"
+                    f"spec.resourceGroups[{i}].flavors", f"flavor {_show(fq.flavor)} appears twice"
                 )
             flavors.add(fq.flavor)
+        groups.append(group)
+    # fair sharing is not acted on, but a weight Kueue would refuse is refused here too
+    r.amount("weight", r.obj(spec, "fairSharing", "spec"), "weight", "spec.fairSharing")
     preemption = r.obj(spec, "preemption", "spec")
     reclaim = r.enum(
         preemption, "reclaimWithinCohort", "spec.preemption", ReclaimWithinCohort.NEVER
     )
     return ClusterQueue(
         name=name,
-        resource_groups=groups,
+        resource_groups=tuple(groups),
         cohort=cohort,
         namespace_selector=r.selector(spec, "namespaceSelector", "spec"),
         strategy=r.enum(spec, "queueingStrategy", "spec", QueueingStrategy.BEST_EFFORT_FIFO),
@@ -434,16 +526,14 @@ def _borrow_within_cohort(
     path = "spec.preemption.borrowWithinCohort"
     raw = r.obj(preemption, "borrowWithinCohort", "spec.preemption")
     policy = r.enum(raw, "policy", path, BorrowWithinCohortPolicy.NEVER)
-    threshold = raw.get("maxPriorityThreshold")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int)):
-        raise r.fail(f"{path}.maxPriorityThreshold", f"must be an integer, got {threshold!r}")
+    threshold = r.integer(raw, "maxPriorityThreshold", path, low=INT32_MIN, high=INT32_MAX)
     if policy is not BorrowWithinCohortPolicy.NEVER and reclaim is ReclaimWithinCohort.NEVER:
         raise r.fail(path, "needs spec.preemption.reclaimWithinCohort other than Never")
     return BorrowWithinCohort(policy, threshold)
 
 
 def _local_queue(raw: Mapping[str, Any], namespace: str, name: str) -> LocalQueue:
-    r = _Reader(f"LocalQueue {namespace}/{name}")
+    r = _Reader(f"LocalQueue {_label(namespace)}/{_label(name)}")
     spec = r.obj(raw, "spec", "")
     cluster_queue = r.text(spec, "clusterQueue", "spec")
     if not cluster_queue:
@@ -454,9 +544,10 @@ def _local_queue(raw: Mapping[str, Any], namespace: str, name: str) -> LocalQueu
 
 
 def _priority_class(raw: Mapping[str, Any], name: str) -> WorkloadPriorityClass:
-    value = raw.get("value")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"WorkloadPriorityClass {name}: value: must be an integer, got {value!r}")
+    r = _Reader(f"WorkloadPriorityClass {_label(name)}")
+    value = r.integer(raw, "value", "", low=INT32_MIN, high=INT32_MAX)
+    if value is None:
+        raise r.fail("value", "must be an integer, got None")
     return WorkloadPriorityClass(name, value)
 
 
@@ -465,12 +556,19 @@ _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def duration(value: object, where: str) -> float:
-    """Seconds in a Go duration (``"5m"``, ``"1h30m"``, ``"90s"``) or a plain number."""
+    """Seconds in a Go duration (``"5m"``, ``"1h30m"``, ``"90s"``) or a plain number, from 0
+    up to Go's longest duration (about 292 years)."""
+    seconds: float
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and value and _DURATION.sub("", value) == "":
-        return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value))
-    raise ConfigError(f"{where}: {value!r} is not a duration such as 5m or 300s")
+        seconds = value
+    elif isinstance(value, str) and value and _DURATION.sub("", value) == "":
+        seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value))
+    else:
+        raise ConfigError(f"{where}: {_show(value)} is not a duration such as 5m or 300s")
+    # NaN fails the comparison; an int too large for a float is compared exactly
+    if not 0 <= seconds <= MAX_DURATION:
+        raise ConfigError(f"{where}: {_show(value)} is not a duration from 0s to 292 years")
+    return float(seconds)
 
 
 def _wait_for_pods_ready(doc: Mapping[str, Any]) -> lifecycle.WaitForPodsReady:
@@ -484,17 +582,10 @@ def _wait_for_pods_ready(doc: Mapping[str, Any]) -> lifecycle.WaitForPodsReady:
         raise r.fail(f"{where}.enable", "must be true or false")
     strategy = r.obj(raw, "requeuingStrategy", where)
     at = f"{where}.requeuingStrategy"
-
-    def number(key: str, default: float | None) -> float | None:
-        value = strategy.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise r.fail(f"{at}.{key}", f"must be a non-negative number, got {value!r}")
-        return float(value)
-
-    limit = number("backoffLimitCount", None)
     defaults = lifecycle.WaitForPodsReady()
+    # Kueue's fields are int32 seconds; fractions are accepted (tests use sub-second backoff)
+    base = r.number(strategy, "backoffBaseSeconds", at, high=INT32_MAX)
+    most = r.number(strategy, "backoffMaxSeconds", at, high=INT32_MAX)
     return lifecycle.WaitForPodsReady(
         enabled=enabled,
         timeout=duration(raw.get("timeout", "5m"), f"Configuration: {where}.timeout"),
@@ -503,50 +594,65 @@ def _wait_for_pods_ready(doc: Mapping[str, Any]) -> lifecycle.WaitForPodsReady:
             if raw.get("recoveryTimeout") is not None
             else None
         ),
-        backoff_base=number("backoffBaseSeconds", defaults.backoff_base) or 0.0,
-        backoff_max=number("backoffMaxSeconds", defaults.backoff_max) or 0.0,
-        backoff_limit=int(limit) if limit is not None else None,
+        backoff_base=defaults.backoff_base if base is None else base,
+        backoff_max=defaults.backoff_max if most is None else most,
+        backoff_limit=r.integer(strategy, "backoffLimitCount", at, low=0, high=INT32_MAX),
     )
+
+
+def _documents(documents: Iterable[object]) -> Iterable[tuple[int, Mapping[str, Any]]]:
+    """Each object with its document's number: ``None`` documents are skipped and the
+    items of ``kind: List`` wrappers taken one by one."""
+    for index, doc in enumerate(documents, start=1):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ConfigError(f"document {index}: must be an object, got {type(doc).__name__}")
+        kind = doc.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+            for item in doc["items"]:
+                if not isinstance(item, dict):
+                    raise ConfigError(f"document {index}: items must be objects")
+                yield index, item
+        else:
+            yield index, doc
 
 
 def parse(documents: Iterable[object]) -> QueueConfig:
     """Build a configuration from Kueue objects (YAML documents already loaded; ``None``
-    documents and ``kind: List`` wrappers are accepted).  Raises ``ConfigError``."""
+    documents and ``kind: List`` wrappers are accepted).  Raises ``ConfigError`` (and
+    nothing else, whatever the documents hold)."""
     flavors: dict[str, ResourceFlavor] = {}
     cluster_queues: dict[str, ClusterQueue] = {}
     local_queues: dict[tuple[str, str], LocalQueue] = {}
     priority_classes: dict[str, WorkloadPriorityClass] = {}
     wait_for_pods_ready = lifecycle.WaitForPodsReady()
 
-    def items() -> Iterable[tuple[int, Mapping[str, Any]]]:
-        for index, doc in enumerate(documents, start=1):
-            if doc is None:
-                continue
-            if not isinstance(doc, dict):
-                raise ConfigError(f"document {index}: must be an object, got {type(doc).__name__}")
-            if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
-                for item in doc["items"]:
-                    if not isinstance(item, dict):
-                        raise ConfigError(f"document {index}: items must be objects")
-                    yield index, item
-            else:
-                yield index, doc
-
-    for index, doc in items():
-        kind = doc.get("kind")
-        api = str(doc.get("apiVersion", ""))
+    for index, doc in _documents(documents):
+        kind, api, meta = doc.get("kind"), doc.get("apiVersion", ""), doc.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        what = (
+            f"{_label(kind)} {_label(name)}"
+            if isinstance(name, str) and name
+            else f"document {index} ({_label(kind)})"
+        )
+        if kind is None:
+            raise ConfigError(f"{what}: kind is missing")
+        if not isinstance(kind, str):
+            raise ConfigError(f"{what}: kind: must be a string, got {_show(kind)}")
+        if not isinstance(api, str):
+            raise ConfigError(f"{what}: apiVersion: must be a string, got {_show(api)}")
         group, _, version = api.partition("/")
-        raw_meta = doc.get("metadata")
-        meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        name = meta.get("name") if isinstance(meta.get("name"), str) else ""
-        what = f"{kind} {name}" if name else f"document {index} ({kind})"
         if group == CONFIG_API_GROUP and kind == "Configuration":
             wait_for_pods_ready = _wait_for_pods_ready(doc)
             continue
         if group != API_GROUP or version not in API_VERSIONS:
             raise ConfigError(
-                f"{what}: apiVersion {api!r} is not {API_GROUP}/{' or '.join(API_VERSIONS)}"
+                f"{what}: apiVersion {_show(api)} is not {API_GROUP}/{' or '.join(API_VERSIONS)}"
             )
+        r = _Reader(what)
+        meta = r.obj(doc, "metadata", "")
+        name = r.text(meta, "name", "metadata")
         if not name:
             raise ConfigError(f"{what}: metadata.name is missing")
         if kind == "ResourceFlavor":
@@ -556,14 +662,14 @@ def parse(documents: Iterable[object]) -> QueueConfig:
         elif kind == "ClusterQueue":
             table, key, obj = cluster_queues, name, _cluster_queue(doc, name)
         elif kind == "LocalQueue":
-            namespace = meta.get("namespace") or "default"
+            namespace = r.text(meta, "namespace", "metadata") or "default"
             table, key = local_queues, (namespace, name)
             obj = _local_queue(doc, namespace, name)
         elif kind == "WorkloadPriorityClass":
             table, key, obj = priority_classes, name, _priority_class(doc, name)
         else:
             raise ConfigError(
-                f"{what}: kind {kind!r} is not ResourceFlavor, ClusterQueue, LocalQueue "
+                f"{what}: kind {_show(kind)} is not ResourceFlavor, ClusterQueue, LocalQueue "
                 "or WorkloadPriorityClass"
             )
         if key in table:
@@ -575,7 +681,7 @@ def parse(documents: Iterable[object]) -> QueueConfig:
             for j, fq in enumerate(resource_group.flavors):
                 if fq.flavor not in flavors:
                     raise ConfigError(
-                        f"ClusterQueue {cq.name}: spec.resourceGroups[{i}].flavors[{j}].name: "
-                        f"ResourceFlavor {fq.flavor!r} is not defined"
+                        f"ClusterQueue {_label(cq.name)}: spec.resourceGroups[{i}].flavors[{j}]"
+                        f".name: ResourceFlavor {_show(fq.flavor)} is not defined"
                     )
     return QueueConfig(flavors, cluster_queues, local_queues, priority_classes, wait_for_pods_ready)

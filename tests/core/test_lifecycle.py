@@ -111,3 +111,168 @@ waitForPodsReady:
                 }
             ]
         )
+
+
+WAIT_FOR_PODS_READY = """\
+apiVersion: config.kueue.x-k8s.io/v1beta1
+kind: Configuration
+waitForPodsReady:
+  enable: true
+  timeout: 2m30s
+  recoveryTimeout: 90s
+  requeuingStrategy: {backoffLimitCount: 5, backoffBaseSeconds: 10, backoffMaxSeconds: 600}
+"""
+AT = "Configuration: waitForPodsReady"
+STRATEGY = f"{AT}.requeuingStrategy"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: .inf",
+            f"{STRATEGY}.backoffLimitCount: must be an integer, got '.inf'",
+        ),
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: .nan",
+            f"{STRATEGY}.backoffLimitCount: must be an integer, got '.nan'",
+        ),
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: 1.5",
+            f"{STRATEGY}.backoffLimitCount: must be an integer, got 1.5",
+        ),
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: -1",
+            f"{STRATEGY}.backoffLimitCount: must be an integer from 0 to 2147483647",
+        ),
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: 99999999999",
+            f"{STRATEGY}.backoffLimitCount: must be an integer from 0 to 2147483647",
+        ),
+        (
+            "backoffLimitCount: 5",
+            "backoffLimitCount: five",
+            f"{STRATEGY}.backoffLimitCount: must be an integer, got 'five'",
+        ),
+        (
+            "backoffBaseSeconds: 10",
+            "backoffBaseSeconds: .nan",
+            f"{STRATEGY}.backoffBaseSeconds: must be a number from 0 to 2147483647, got '.nan'",
+        ),
+        (
+            "backoffBaseSeconds: 10",
+            "backoffBaseSeconds: .inf",
+            f"{STRATEGY}.backoffBaseSeconds: must be a number from 0 to 2147483647, got '.inf'",
+        ),
+        (
+            "backoffBaseSeconds: 10",
+            "backoffBaseSeconds: -1",
+            f"{STRATEGY}.backoffBaseSeconds: must be a number from 0 to 2147483647, got -1",
+        ),
+        (
+            "backoffBaseSeconds: 10",
+            "backoffBaseSeconds: 1.0e+10",
+            f"{STRATEGY}.backoffBaseSeconds: must be a number",
+        ),
+        (
+            "backoffBaseSeconds: 10",
+            "backoffBaseSeconds: [10]",
+            f"{STRATEGY}.backoffBaseSeconds: must be a number",
+        ),
+        (
+            "backoffMaxSeconds: 600",
+            "backoffMaxSeconds: .nan",
+            f"{STRATEGY}.backoffMaxSeconds: must be a number",
+        ),
+        (
+            "backoffMaxSeconds: 600",
+            "backoffMaxSeconds: -.inf",
+            f"{STRATEGY}.backoffMaxSeconds: must be a number",
+        ),
+        (
+            "timeout: 2m30s",
+            "timeout: .inf",
+            f"{AT}.timeout: '.inf' is not a duration from 0s to 292 years",
+        ),
+        (
+            "timeout: 2m30s",
+            "timeout: .nan",
+            f"{AT}.timeout: '.nan' is not a duration from 0s to 292 years",
+        ),
+        (
+            "timeout: 2m30s",
+            "timeout: -5",
+            f"{AT}.timeout: -5 is not a duration from 0s to 292 years",
+        ),
+        ("timeout: 2m30s", "timeout: " + "9" * 400 + "h", f"{AT}.timeout: '999"),
+        ("timeout: 2m30s", "timeout: " + "9" * 400, f"{AT}.timeout: 999"),
+        (
+            "timeout: 2m30s",
+            "timeout: [2m30s]",
+            f"{AT}.timeout: ['2m30s'] is not a duration such as 5m",
+        ),
+        ("timeout: 2m30s", "timeout: null", f"{AT}.timeout: None is not a duration such as 5m"),
+        (
+            "recoveryTimeout: 90s",
+            "recoveryTimeout: .nan",
+            f"{AT}.recoveryTimeout: '.nan' is not a duration",
+        ),
+        (
+            "recoveryTimeout: 90s",
+            "recoveryTimeout: 1.0e+300",
+            f"{AT}.recoveryTimeout: 1e+300 is not a duration",
+        ),
+        (
+            "  requeuingStrategy: {",
+            "  requeuingStrategy: [{",
+            f"{AT}.requeuingStrategy: must be an object",
+        ),
+        ("enable: true", "enable: 1", f"{AT}.enable: must be true or false"),
+    ],
+    ids=[
+        "an infinite backoff limit",
+        "a NaN backoff limit",
+        "a fractional backoff limit",
+        "a negative backoff limit",
+        "a backoff limit past int32",
+        "a word for the backoff limit",
+        "a NaN backoff base",
+        "an infinite backoff base",
+        "a negative backoff base",
+        "a backoff base past int32",
+        "a list for the backoff base",
+        "a NaN backoff maximum",
+        "a negative infinite backoff maximum",
+        "an infinite timeout",
+        "a NaN timeout",
+        "a negative timeout",
+        "a timeout of more hours than a float holds",
+        "a timeout of more seconds than a float holds",
+        "a list for the timeout",
+        "a null timeout",
+        "a NaN recovery timeout",
+        "a recovery timeout past Go's longest duration",
+        "a list for the requeuing strategy",
+        "a number for enable",
+    ],
+)
+def test_wait_for_pods_ready_numbers_are_validated_where_they_are_read(old, new, message):
+    text = WAIT_FOR_PODS_READY.replace(old, new, 1)
+    if new.startswith("  requeuingStrategy: [{"):
+        text = text.rstrip("\n") + "]\n"
+    assert old in WAIT_FOR_PODS_READY
+    with pytest.raises(queues.ConfigError) as caught:
+        queues.parse(yaml.safe_load_all(text))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_fractional_backoff_seconds_are_accepted():
+    text = WAIT_FOR_PODS_READY.replace("backoffBaseSeconds: 10", "backoffBaseSeconds: 0.2")
+    policy = queues.parse(yaml.safe_load_all(text)).wait_for_pods_ready
+    assert (policy.backoff_base, policy.backoff_max, policy.backoff_limit) == (0.2, 600, 5)
