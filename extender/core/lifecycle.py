@@ -10,6 +10,7 @@ reads a clock.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -71,10 +72,15 @@ class RequeueState:
     """Wall-clock time before which the workload is not admitted again (0: none)."""
 
 
+MAX_PERSISTED = 2.0**53
+"""The largest number read back from a persisted annotation (larger ones are not ours)."""
+
+
 def backoff(count: int, policy: WaitForPodsReady, *, jitter: float = 0.0) -> float:
     """Seconds to wait before the ``count``-th requeue: ``min(base * 2^(count-1), max)``
     stretched by ``jitter`` x 0.01 %.  Defaults: 60, 120, 240, ... 1920, 3600, 3600."""
-    delay = min(policy.backoff_base * 2.0 ** max(0, count - 1), policy.backoff_max)
+    exponent = min(max(0, count - 1), 64)  # 2**64 x any base is past any cap; no overflow
+    delay = min(policy.backoff_base * 2.0**exponent, policy.backoff_max)
     return delay * (1 + jitter * JITTER_FRACTION)
 
 
@@ -183,10 +189,13 @@ class Record:
         """Take persisted state from one pod's annotations (the larger values win)."""
 
         def number(key: str) -> float:
+            """A persisted number; anything else (a person's edit: text, NaN, infinity, a
+            negative or absurd value) reads as 0."""
             try:
-                return float(annotations.get(key, "0"))
+                value = float(annotations.get(key, "0"))
             except ValueError:
                 return 0.0
+            return value if math.isfinite(value) and 0 <= value <= MAX_PERSISTED else 0.0
 
         count = int(number(REQUEUE_COUNT_ANNOTATION))
         if count > self.requeue.count:

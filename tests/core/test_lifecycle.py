@@ -276,3 +276,22 @@ def test_fractional_backoff_seconds_are_accepted():
     text = WAIT_FOR_PODS_READY.replace("backoffBaseSeconds: 10", "backoffBaseSeconds: 0.2")
     policy = queues.parse(yaml.safe_load_all(text)).wait_for_pods_ready
     assert (policy.backoff_base, policy.backoff_max, policy.backoff_limit) == (0.2, 600, 5)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e9999", "-5", "1e300", "lots"])
+def test_a_persisted_number_edited_by_hand_reads_as_zero_never_raises(value):
+    """The annotations are on pods anyone may edit; the watch restores from them."""
+    record = lifecycle.Record("pod/ns/p", "ns")
+    record.restore(
+        {
+            lifecycle.REQUEUE_COUNT_ANNOTATION: value,
+            lifecycle.REQUEUE_AT_ANNOTATION: value,
+            lifecycle.ACCUMULATED_ANNOTATION: value,
+        }
+    )
+    assert record.requeue.count == 0 and record.accumulated == 0.0
+
+
+def test_backoff_of_a_huge_requeue_count_is_the_cap_not_an_overflow():
+    policy = lifecycle.WaitForPodsReady(enabled=True)
+    assert lifecycle.backoff(2**40, policy) == policy.backoff_max
