@@ -124,7 +124,16 @@ class Reflector(Generic[T]):
             return None
 
     def _apply(self, fn: Callable[..., None], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
+        self.loop.call_soon_threadsafe(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """Apply a change on the loop; a failure (a bug, or an object the view cannot take)
+        is logged and counted as a skipped object, and the watch goes on."""
+        try:
+            fn(*args)
+        except Exception:
+            metrics.watch_skipped.labels(self.resource).inc()
+            log.exception("applying a %s change failed; skipped", self.resource)
 
     def _working(self) -> None:
         self.failing_since = None

@@ -475,3 +475,19 @@ async def test_a_conversion_that_raises_anything_skips_the_object() -> None:
     reflector.relist()
     await settle()
     assert reflector.listed.is_set() and state.pods == {}
+
+
+async def test_a_handler_that_raises_skips_that_change_and_the_next_ones_apply() -> None:
+    state = cluster.ClusterState()
+    seen: list[str] = []
+
+    def upsert(pod: model.Pod) -> None:
+        if pod.uid == "api-1-uid":
+            raise OverflowError("cannot convert float infinity to integer")
+        seen.append(pod.uid)
+
+    reflector = pod_reflector(state, FakeLister("pods-list.json"), FakeWatcher("pods-watch.jsonl"))
+    reflector.handlers = watching.Handlers(replace=state.replace_pods, upsert=upsert, delete=print)
+    reflector.step()
+    await settle()
+    assert seen and "api-1-uid" not in seen
