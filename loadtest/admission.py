@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from extender import simulation  # noqa: E402
-from extender.core import cluster, objects, queues  # noqa: E402
-from extender.service import ExtenderService  # noqa: E402
-from extender.settings import Settings  # noqa: E402
+from extender import simulation
+from extender.core import cluster, objects, queues
+from extender.service import ExtenderService
+from extender.settings import Settings
 
 SIZES = (1, 5, 20)
 

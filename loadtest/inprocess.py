@@ -28,15 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from extender import imitation, simulation  # noqa: E402
-from extender.core import cluster, model, objects  # noqa: E402
-from extender.service import ExtenderService  # noqa: E402
-from extender.settings import Settings  # noqa: E402
-from extender.web import handlers, wire  # noqa: E402
-from loadtest import run as run_cli  # noqa: E402
-from loadtest import workloads  # noqa: E402
+from extender import imitation, simulation
+from extender.core import cluster, model, objects
+from extender.service import ExtenderService
+from extender.settings import Settings
+from extender.web import handlers, wire
+from loadtest import run as run_cli
+from loadtest import workloads
 
 SCENARIOS = ("identical", "alternating", "distinct", "churn")
 TIMED = ("filter", "prioritize", "bind", "pod_from_wire")

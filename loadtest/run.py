@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from loadtest import driver, report, server, workloads  # noqa: E402
+from loadtest import driver, report, server, workloads
 
 DEFAULT_GANG_SIZE = {"gangs": 3, "large-gang": 1000}
 DEFAULT_GANGS = {"gangs": 1000, "large-gang": 1}
