@@ -339,19 +339,26 @@ def _requests_pods(spec: Mapping[str, Any]) -> bool:
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:
-    for condition in status.get("conditions") or ():
-        if isinstance(condition, dict) and condition.get("type") == "Ready":
-            return condition.get("status") == "True"
+    for i, condition in enumerate(_list(status, "conditions", "pod.status")):
+        if not isinstance(condition, dict):
+            raise ObjectError(f"pod.status.conditions[{i}] must be an object")
+        if _str(condition, "type", f"pod.status.conditions[{i}]") == "Ready":
+            return _str(condition, "status", f"pod.status.conditions[{i}]") == "True"
     return False
 
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (kind, name) of the owner reference marked ``controller: true``."""
-    for ref in meta.get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller"):
-            kind, name = ref.get("kind"), ref.get("name")
-            if isinstance(kind, str) and isinstance(name, str):
-                return kind, name
+    for i, ref in enumerate(_list(meta, "ownerReferences", "pod.metadata")):
+        where = f"pod.metadata.ownerReferences[{i}]"
+        if not isinstance(ref, dict):
+            raise ObjectError(f"{where} must be an object")
+        controller = ref.get("controller")
+        if controller is not None and not isinstance(controller, bool):
+            raise ObjectError(f"{where}.controller must be a boolean")
+        kind, name = _str(ref, "kind", where), _str(ref, "name", where)
+        if controller and kind and name:
+            return kind, name
     return None
 
 

@@ -367,6 +367,68 @@ def test_malformed_pods_raise_object_error_naming_the_field(raw: object, message
         objects.to_pod(raw)
 
 
+def test_a_pods_readiness_and_controller_come_from_status_and_owner_references() -> None:
+    raw = make_pod("p")
+    raw["status"] = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    raw["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    raw["metadata"]["ownerReferences"] = [
+        {"kind": "ReplicaSet", "name": "rs", "controller": False},
+        {"kind": "Job", "name": "train", "controller": True},
+    ]
+    pod = objects.to_pod(raw)
+    assert pod.ready and pod.owner == ("Job", "train")
+    raw["status"]["conditions"][1]["status"] = "False"
+    raw["metadata"]["ownerReferences"] = None
+    pod = objects.to_pod(raw)
+    assert not pod.ready and pod.owner is None
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["status", "conditions"], "Ready", "pod.status.conditions must be a list, got str"),
+        (["status", "conditions"], 5, "pod.status.conditions must be a list, got int"),
+        (["status", "conditions"], ["Ready"], r"pod.status.conditions\[0\] must be an object"),
+        (
+            ["status", "conditions"],
+            [{"type": "Ready", "status": True}],
+            r"pod.status.conditions\[0\].status must be a string",
+        ),
+        (["metadata", "ownerReferences"], "job", "ownerReferences must be a list, got str"),
+        (["metadata", "ownerReferences"], 7, "ownerReferences must be a list, got int"),
+        (["metadata", "ownerReferences"], [1], r"ownerReferences\[0\] must be an object"),
+        (
+            ["metadata", "ownerReferences"],
+            [{"kind": "Job", "name": ["x"], "controller": True}],
+            r"ownerReferences\[0\].name must be a string",
+        ),
+        (
+            ["metadata", "ownerReferences"],
+            [{"kind": "Job", "name": "x", "controller": "yes"}],
+            r"ownerReferences\[0\].controller must be a boolean",
+        ),
+    ],
+    ids=[
+        "conditions is a string",
+        "conditions is a number",
+        "a condition is a string",
+        "a condition status is a boolean",
+        "ownerReferences is a string",
+        "ownerReferences is a number",
+        "an owner reference is a number",
+        "an owner name is a list",
+        "controller is a string",
+    ],
+)
+def test_malformed_status_and_owner_references_name_the_field(
+    path: list[str], value: object, message: str
+) -> None:
+    raw = make_pod("p")
+    raw.setdefault("status", {})
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_pod(_broken(path, value, raw))
+
+
 def test_to_node_reads_labels_allocatable_taints_and_cordon() -> None:
     raw = make_node(
         "n1",

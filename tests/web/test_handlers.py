@@ -375,6 +375,30 @@ async def test_an_out_of_range_quantity_is_a_400(client: TestClient) -> None:
     assert "pod.spec.containers[0].resources.requests" in reply["Error"]
 
 
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("status", {"conditions": "Ready"}),
+        ("status", {"conditions": [1, 2]}),
+        ("metadata", {"ownerReferences": "job"}),
+        ("metadata", {"ownerReferences": [None, 3]}),
+    ],
+    ids=[
+        "conditions a string",
+        "conditions of numbers",
+        "owners a string",
+        "owners of non-objects",
+    ],
+)
+async def test_status_and_owner_references_of_the_wrong_type_are_a_400(
+    client: TestClient, where: str, value: dict[str, Any]
+) -> None:
+    pod = builders.make_pod("p")
+    pod.setdefault(where, {}).update(value)
+    reply = await call(client, "/filter", builders.extender_args(pod, ["node1"]), status=400)
+    assert reply["Error"].startswith(f"pod.{where}.{next(iter(value))}")
+
+
 async def test_an_oversized_body_is_a_400_and_the_server_goes_on(
     aiohttp_client: Any, service: ExtenderService
 ) -> None:
