@@ -65,11 +65,22 @@ def _str_map(parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
 
 
 def _quantities(parent: Mapping[str, Any], key: str, path: str) -> dict[str, int]:
+    """A ``{resource: quantity}`` map as amounts.  Kubernetes refuses negative quantities in
+    every map read here (requests, limits, overhead, capacity, allocatable), and so does this.
+    Errors name the map and the resource: ``pod.spec.overhead: cpu: must not be negative``."""
     raw = _dict(parent, key, path)
-    try:
-        return resources.parse_list(raw)
-    except resources.QuantityError as exc:
-        raise ObjectError(f"{path}.{key}: {exc}") from None
+    amounts = {}
+    for name, value in raw.items():
+        try:
+            amount = resources.amount(name, value)
+        except resources.QuantityError as exc:
+            raise ObjectError(f"{path}.{key}: {name}: {exc}") from None
+        if amount < 0:
+            raise ObjectError(
+                f"{path}.{key}: {name}: must not be negative, got {resources.shown(value)}"
+            )
+        amounts[name] = amount
+    return amounts
 
 
 def _timestamp(value: object, path: str) -> float:

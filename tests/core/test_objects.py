@@ -279,7 +279,7 @@ def _broken(path: list[Any], value: Any, base: dict[str, Any] | None = None) -> 
         (_broken(["spec", "containers", 0], "c"), r"pod.spec.containers\[0\] must be an object"),
         (
             _broken(["spec", "containers", 0, "resources", "requests"], {"cpu": "lots"}),
-            r"pod.spec.containers\[0\].resources.requests: not a quantity: 'lots'",
+            r"pod.spec.containers\[0\].resources.requests: cpu: not a quantity: 'lots'",
         ),
         (
             _broken(["spec", "containers", 0, "resources", "limits"], {"memory": "1Zi"}),
@@ -365,6 +365,43 @@ def _broken(path: list[Any], value: Any, base: dict[str, Any] | None = None) -> 
 def test_malformed_pods_raise_object_error_naming_the_field(raw: object, message: str) -> None:
     with pytest.raises(objects.ObjectError, match=message):
         objects.to_pod(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (make_pod("p", cpu="-100"), r"pod.spec.containers\[0\].resources.requests: cpu: must not"),
+        (
+            make_pod("p", limits={"memory": "-1m"}),
+            r"resources.limits: memory: must not be negative",
+        ),
+        (
+            make_pod("p", init_containers=[make_container(requests={"cpu": "-1"})]),
+            r"pod.spec.initContainers\[0\].resources.requests: cpu: must not be negative",
+        ),
+        (make_pod("p", overhead={"memory": "-9e999999"}), "pod.spec.overhead: memory: must not"),
+        (make_pod("p", pod_requests={"cpu": -1}), "pod.spec.resources.requests: cpu: must not"),
+        (
+            make_pod("p", requests={"example.com/dongle": "-1"}),
+            "requests: example.com/dongle: must not be negative, got '-1'",
+        ),
+    ],
+    ids=[
+        "a negative cpu request",
+        "a negative milli-byte memory limit",
+        "a negative init container request",
+        "a huge negative overhead",
+        "a negative pod-level request given as a JSON number",
+        "a negative extended resource",
+    ],
+)
+def test_negative_quantities_are_refused_naming_the_field(raw: object, message: str) -> None:
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_pod(raw)
+
+
+def test_zero_and_minus_zero_are_not_negative() -> None:
+    assert objects.to_pod(make_pod("p", cpu="-0", memory="0"))
 
 
 def test_a_pods_readiness_and_controller_come_from_status_and_owner_references() -> None:
@@ -469,12 +506,23 @@ def test_node_with_null_spec_and_status_has_nothing() -> None:
         ({"metadata": {}}, "node.metadata.name is missing"),
         (
             _broken(["status", "allocatable"], {"cpu": "four"}, make_node("n")),
-            "node.status.allocatable: not a quantity: 'four'",
+            "node.status.allocatable: cpu: not a quantity: 'four'",
         ),
         (_broken(["spec", "taints"], {"key": "x"}, make_node("n")), "node.spec.taints must be"),
         (_broken(["metadata", "labels"], {"zone": None}, make_node("n")), "node.metadata.labels"),
+        (
+            _broken(["status", "allocatable"], {"memory": "-1Gi"}, make_node("n")),
+            "node.status.allocatable: memory: must not be negative",
+        ),
     ],
-    ids=["a list", "no name", "a bad allocatable", "taints is an object", "a null label value"],
+    ids=[
+        "a list",
+        "no name",
+        "a bad allocatable",
+        "taints is an object",
+        "a null label value",
+        "a negative allocatable",
+    ],
 )
 def test_malformed_nodes_raise_object_error_naming_the_field(raw: object, message: str) -> None:
     with pytest.raises(objects.ObjectError, match=message):
