@@ -10,6 +10,7 @@ The server itself never dies of a request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -92,6 +93,10 @@ async def extender_errors(request: web.Request, handler: Handler) -> web.StreamR
         outcome = "disconnected"
         log.info("%s: client disconnected (%s)", request.path, exc)
         return _reply(400, f"{verb}: connection lost")
+    except asyncio.CancelledError:  # how aiohttp ends the handler of a connection it lost
+        outcome = "disconnected"
+        log.info("%s: client disconnected (handler cancelled)", request.path)
+        raise
     except Exception as exc:
         outcome = "error"
         log.exception("unexpected error answering %s", request.path)

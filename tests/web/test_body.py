@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
@@ -133,3 +136,55 @@ async def test_messages_quoting_huge_input_stay_one_short_line(client: TestClien
     message = (await response.json())["Error"]
     assert len(message) <= middlewares.MAX_MESSAGE and "\n" not in message
     assert message.startswith("pod.spec.affinity.nodeAffinity.required.nodeSelectorTerms[0]")
+
+
+def disconnections(verb: str) -> float:
+    sample = {"verb": verb, "outcome": "disconnected"}
+    return REGISTRY.get_sample_value("muster_requests_total", sample) or 0.0
+
+
+async def test_an_upload_abandoned_mid_body_leaves_no_buffer_behind(
+    service: ExtenderService,
+) -> None:
+    """When a client hangs up mid-body, aiohttp raises ConnectionResetError into the handler
+    and keeps that exception, whose traceback holds the reading frame and with it the partial
+    body: a reference cycle that only a full garbage collection frees, which an idle server
+    may never run.  With collection off, the partial bodies must be freed all the same.
+    Served as ``muster serve`` serves (``web.run_app``'s runner: no handler cancellation; the
+    test server cancels the handler instead, which leaves no such cycle)."""
+    runner = web.AppRunner(make_app(service))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    uploads, size = 4, 2 * 2**20
+    part = request_head("/filter", 4 * size) + b"x" * size
+    before = disconnections("filter")
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        for _ in range(uploads):
+            reader, writer = await asyncio.open_connection(host, port)
+            held = tracemalloc.get_traced_memory()[0]
+            writer.write(part)
+            await writer.drain()
+            # Until the server holds the part sent (the client's own buffer is drained).
+            for _ in range(int(PATIENCE / 0.01)):
+                if tracemalloc.get_traced_memory()[0] - held >= size:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+            await writer.wait_closed()
+        for _ in range(int(PATIENCE / 0.01)):
+            if disconnections("filter") == before + uploads:
+                break
+            await asyncio.sleep(0.01)
+        retained = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+        await runner.cleanup()
+    assert disconnections("filter") == before + uploads
+    assert retained < size, f"{retained / 2**20:.1f} MiB still held after {uploads} uploads"
