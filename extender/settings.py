@@ -26,6 +26,12 @@ class Settings:
     """Largest request body accepted.  500 full Node objects are about 5 MB (nodeCacheCapable:
     false); with node names only a 5000-node call is about 70 KB."""
 
+    body_read_timeout_seconds: float = 10.0
+    """How long a request body may take to arrive whole.  kube-scheduler writes its body at
+    once (megabytes in milliseconds on loopback) and gives up after its ``httpTimeout`` (5 s by
+    default); a client that stalls mid-body is answered with HTTP 400 and disconnected, so a
+    half-sent body never holds its buffer for longer than this."""
+
     feasibility_cache: bool = True
     """Reuse filter verdicts and scores of identical pods per node while the node is unchanged
     (opportunistic batching); off computes every node afresh.  Results are equal either way."""

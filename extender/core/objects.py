@@ -68,11 +68,22 @@ def _str_map(parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
 
 
 def _quantities(parent: Mapping[str, Any], key: str, path: str) -> dict[str, int]:
+    """A ``{resource: quantity}`` map as amounts.  Kubernetes refuses negative quantities in
+    every map read here (requests, limits, overhead, capacity, allocatable), and so does this.
+    Errors name the map and the resource: ``pod.spec.overhead: cpu: must not be negative``."""
     raw = _dict(parent, key, path)
-    try:
-        return resources.parse_list(raw)
-    except resources.QuantityError as exc:
-        raise ObjectError(f"{path}.{key}: {exc}") from None
+    amounts = {}
+    for name, value in raw.items():
+        try:
+            amount = resources.amount(name, value)
+        except resources.QuantityError as exc:
+            raise ObjectError(f"{path}.{key}: {name}: {exc}") from None
+        if amount < 0:
+            raise ObjectError(
+                f"{path}.{key}: {name}: must not be negative, got {resources.shown(value)}"
+            )
+        amounts[name] = amount
+    return amounts
 
 
 def _timestamp(value: object, path: str) -> float:
@@ -345,9 +356,11 @@ def _requests_pods(spec: Mapping[str, Any]) -> bool:
 
 def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     """The pod condition of type ``kind`` (empty when it has none)."""
-    conditions = status.get("conditions")
-    for condition in conditions if isinstance(conditions, list) else ():
-        if isinstance(condition, dict) and condition.get("type") == kind:
+    for i, condition in enumerate(_list(status, "conditions", "pod.status")):
+        if not isinstance(condition, dict):
+            raise ObjectError(f"pod.status.conditions[{i}] must be an object")
+        if _str(condition, "type", f"pod.status.conditions[{i}]") == kind:
+            _str(condition, "status", f"pod.status.conditions[{i}]")
             return condition
     return {}
 
@@ -365,11 +378,16 @@ def _unschedulable(status: Mapping[str, Any]) -> bool:
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     """The (kind, name) of the owner reference marked ``controller: true``."""
-    for ref in meta.get("ownerReferences") or ():
-        if isinstance(ref, dict) and ref.get("controller"):
-            kind, name = ref.get("kind"), ref.get("name")
-            if isinstance(kind, str) and isinstance(name, str):
-                return kind, name
+    for i, ref in enumerate(_list(meta, "ownerReferences", "pod.metadata")):
+        where = f"pod.metadata.ownerReferences[{i}]"
+        if not isinstance(ref, dict):
+            raise ObjectError(f"{where} must be an object")
+        controller = ref.get("controller")
+        if controller is not None and not isinstance(controller, bool):
+            raise ObjectError(f"{where}.controller must be a boolean")
+        kind, name = _str(ref, "kind", where), _str(ref, "name", where)
+        if controller and kind and name:
+            return kind, name
     return None
 
 

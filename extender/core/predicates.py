@@ -35,7 +35,9 @@ REASON_TOO_MANY_PODS = "Too many pods"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 _FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Possessive: a long run of digits that ends in something else fails without backtracking.
+_INTEGER = re.compile(r"[+-]?+[0-9]++")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 _CORDONED = Rejection(Code.UNRESOLVABLE, REASON_UNSCHEDULABLE)
 _SELECTOR = Rejection(Code.UNRESOLVABLE, REASON_SELECTOR)
@@ -74,15 +76,27 @@ def _requirement_holds(req: model.Requirement, labels: Mapping[str, str]) -> boo
         return False
     if op is model.Operator.IN:
         return value in req.values
-    # Gt / Lt compare integers as Go's strconv.ParseInt reads them; anything else never matches.
-    if (
-        len(req.values) != 1
-        or not _INTEGER.fullmatch(value)
-        or not _INTEGER.fullmatch(req.values[0])
-    ):
+    # Gt / Lt compare integers as Go's strconv.ParseInt(s, 10, 64) reads them; a value that is
+    # no such integer (or not a single value) never matches.
+    if len(req.values) != 1:
         return False
-    have, bound = int(value), int(req.values[0])
+    have, bound = parse_int64(value), parse_int64(req.values[0])
+    if have is None or bound is None:
+        return False
     return have > bound if op is model.Operator.GT else have < bound
+
+
+def parse_int64(text: str) -> int | None:
+    """``text`` as Go's ``strconv.ParseInt(text, 10, 64)`` reads it (an optional sign, decimal
+    digits, leading zeros allowed), or None when that fails, e.g. outside the int64 range.
+    Cheap for any length: at most 19 significant digits are ever converted."""
+    if not _INTEGER.fullmatch(text):
+        return None
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:
+        return None
+    number = -int(digits) if text[0] == "-" else int(digits)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 def term_matches(term: model.SelectorTerm, node: model.Node) -> bool:

@@ -63,4 +63,9 @@ def score(
             part = MAX_SCORE if requested >= capacity else requested * MAX_SCORE // capacity
         total += part * weight
         weight_sum += weight
-    return total // weight_sum if weight_sum else 0
+    if weight_sum <= 0:
+        return 0
+    result = total // weight_sum
+    # Only inputs Kubernetes forbids (a negative request or usage) leave 0..10; the scheduler
+    # would take such a score as it is (it does not clamp), so clamp it here.
+    return result if 0 <= result <= MAX_SCORE else max(0, min(result, MAX_SCORE))

@@ -22,6 +22,19 @@ class WireError(ValueError):
     """A request body that is not a valid extender/v1 message."""
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _encoded(value: object, what: str, field: str) -> bytes:
+    """``value`` (decoded from the request) encoded again.  orjson decodes 1024 levels of
+    nesting but encodes only 254; no Kubernetes object comes near either, so a request that
+    does is refused."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        raise WireError(f"{what}: {field} is nested too deeply (more than 254 levels)") from None
+
+
 def _object(body: bytes, what: str) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
@@ -56,7 +69,7 @@ class ExtenderArgs:
 def read_extender_args(body: bytes, what: str) -> ExtenderArgs:
     args = _object(body, what)
     pod = _pod(args, what)
-    key = orjson.dumps(pod.get("spec"))
+    key = _encoded(pod.get("spec"), what, "Pod.spec")
     names = args.get("nodenames")
     nodes = args.get("nodes")
     if names is not None:
@@ -73,6 +86,12 @@ def read_extender_args(body: bytes, what: str) -> ExtenderArgs:
         raise WireError(f"{what}: Nodes.items must be a list")
     node_objects: dict[str, model.Node] = {}
     raw_nodes: dict[str, dict[str, Any]] = {}
+    # The reply sends the passing nodes back as they came, three levels deep, as here.
+    try:
+        orjson.dumps({"Nodes": {"items": items}})
+    except orjson.JSONEncodeError:
+        for i, item in enumerate(items):
+            _encoded({"Nodes": {"items": [item]}}, what, f"Nodes.items[{i}]")
     for i, item in enumerate(items):
         try:
             node = objects.to_node(item)
@@ -145,6 +164,8 @@ def _victims(raw: object, where: str, *, full_pods: bool) -> Victims:
     violations = entry.get("numpdbviolations") or 0
     if isinstance(violations, bool) or not isinstance(violations, int):
         raise WireError(f"preempt: {where}.NumPDBViolations must be an integer")
+    if not 0 <= violations <= _INT64_MAX:
+        raise WireError(f"preempt: {where}.NumPDBViolations must be a count (0 to 2^63-1)")
     return Victims(uids=tuple(uids), pdb_violations=violations)
 
 

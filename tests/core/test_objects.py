@@ -279,7 +279,7 @@ def _broken(path: list[Any], value: Any, base: dict[str, Any] | None = None) -> 
         (_broken(["spec", "containers", 0], "c"), r"pod.spec.containers\[0\] must be an object"),
         (
             _broken(["spec", "containers", 0, "resources", "requests"], {"cpu": "lots"}),
-            r"pod.spec.containers\[0\].resources.requests: not a quantity: 'lots'",
+            r"pod.spec.containers\[0\].resources.requests: cpu: not a quantity: 'lots'",
         ),
         (
             _broken(["spec", "containers", 0, "resources", "limits"], {"memory": "1Zi"}),
@@ -367,6 +367,105 @@ def test_malformed_pods_raise_object_error_naming_the_field(raw: object, message
         objects.to_pod(raw)
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (make_pod("p", cpu="-100"), r"pod.spec.containers\[0\].resources.requests: cpu: must not"),
+        (
+            make_pod("p", limits={"memory": "-1m"}),
+            r"resources.limits: memory: must not be negative",
+        ),
+        (
+            make_pod("p", init_containers=[make_container(requests={"cpu": "-1"})]),
+            r"pod.spec.initContainers\[0\].resources.requests: cpu: must not be negative",
+        ),
+        (make_pod("p", overhead={"memory": "-9e999999"}), "pod.spec.overhead: memory: must not"),
+        (make_pod("p", pod_requests={"cpu": -1}), "pod.spec.resources.requests: cpu: must not"),
+        (
+            make_pod("p", requests={"example.com/dongle": "-1"}),
+            "requests: example.com/dongle: must not be negative, got '-1'",
+        ),
+    ],
+    ids=[
+        "a negative cpu request",
+        "a negative milli-byte memory limit",
+        "a negative init container request",
+        "a huge negative overhead",
+        "a negative pod-level request given as a JSON number",
+        "a negative extended resource",
+    ],
+)
+def test_negative_quantities_are_refused_naming_the_field(raw: object, message: str) -> None:
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_pod(raw)
+
+
+def test_zero_and_minus_zero_are_not_negative() -> None:
+    assert objects.to_pod(make_pod("p", cpu="-0", memory="0"))
+
+
+def test_a_pods_readiness_and_controller_come_from_status_and_owner_references() -> None:
+    raw = make_pod("p")
+    raw["status"] = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    raw["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    raw["metadata"]["ownerReferences"] = [
+        {"kind": "ReplicaSet", "name": "rs", "controller": False},
+        {"kind": "Job", "name": "train", "controller": True},
+    ]
+    pod = objects.to_pod(raw)
+    assert pod.ready and pod.owner == ("Job", "train")
+    raw["status"]["conditions"][1]["status"] = "False"
+    raw["metadata"]["ownerReferences"] = None
+    pod = objects.to_pod(raw)
+    assert not pod.ready and pod.owner is None
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["status", "conditions"], "Ready", "pod.status.conditions must be a list, got str"),
+        (["status", "conditions"], 5, "pod.status.conditions must be a list, got int"),
+        (["status", "conditions"], ["Ready"], r"pod.status.conditions\[0\] must be an object"),
+        (
+            ["status", "conditions"],
+            [{"type": "Ready", "status": True}],
+            r"pod.status.conditions\[0\].status must be a string",
+        ),
+        (["metadata", "ownerReferences"], "job", "ownerReferences must be a list, got str"),
+        (["metadata", "ownerReferences"], 7, "ownerReferences must be a list, got int"),
+        (["metadata", "ownerReferences"], [1], r"ownerReferences\[0\] must be an object"),
+        (
+            ["metadata", "ownerReferences"],
+            [{"kind": "Job", "name": ["x"], "controller": True}],
+            r"ownerReferences\[0\].name must be a string",
+        ),
+        (
+            ["metadata", "ownerReferences"],
+            [{"kind": "Job", "name": "x", "controller": "yes"}],
+            r"ownerReferences\[0\].controller must be a boolean",
+        ),
+    ],
+    ids=[
+        "conditions is a string",
+        "conditions is a number",
+        "a condition is a string",
+        "a condition status is a boolean",
+        "ownerReferences is a string",
+        "ownerReferences is a number",
+        "an owner reference is a number",
+        "an owner name is a list",
+        "controller is a string",
+    ],
+)
+def test_malformed_status_and_owner_references_name_the_field(
+    path: list[str], value: object, message: str
+) -> None:
+    raw = make_pod("p")
+    raw.setdefault("status", {})
+    with pytest.raises(objects.ObjectError, match=message):
+        objects.to_pod(_broken(path, value, raw))
+
+
 def test_to_node_reads_labels_allocatable_taints_and_cordon() -> None:
     raw = make_node(
         "n1",
@@ -407,12 +506,23 @@ def test_node_with_null_spec_and_status_has_nothing() -> None:
         ({"metadata": {}}, "node.metadata.name is missing"),
         (
             _broken(["status", "allocatable"], {"cpu": "four"}, make_node("n")),
-            "node.status.allocatable: not a quantity: 'four'",
+            "node.status.allocatable: cpu: not a quantity: 'four'",
         ),
         (_broken(["spec", "taints"], {"key": "x"}, make_node("n")), "node.spec.taints must be"),
         (_broken(["metadata", "labels"], {"zone": None}, make_node("n")), "node.metadata.labels"),
+        (
+            _broken(["status", "allocatable"], {"memory": "-1Gi"}, make_node("n")),
+            "node.status.allocatable: memory: must not be negative",
+        ),
     ],
-    ids=["a list", "no name", "a bad allocatable", "taints is an object", "a null label value"],
+    ids=[
+        "a list",
+        "no name",
+        "a bad allocatable",
+        "taints is an object",
+        "a null label value",
+        "a negative allocatable",
+    ],
 )
 def test_malformed_nodes_raise_object_error_naming_the_field(raw: object, message: str) -> None:
     with pytest.raises(objects.ObjectError, match=message):

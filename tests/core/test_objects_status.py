@@ -23,12 +23,16 @@ def with_status(**status: object) -> dict[str, object]:
         ([{"type": "PodScheduled", "status": "True"}], False),
         ([{"type": "Ready", "status": "False"}], False),
         ([], False),
-        ("not a list", False),
-        (["not an object"], False),
     ],
 )
 def test_a_failed_scheduling_attempt_is_read_from_pod_scheduled(conditions, unschedulable):
     assert objects.to_pod(with_status(conditions=conditions)).unschedulable is unschedulable
+
+
+@pytest.mark.parametrize("conditions", ["not a list", ["not an object"]])
+def test_conditions_of_the_wrong_type_are_an_error(conditions):
+    with pytest.raises(objects.ObjectError, match=r"pod\.status\.conditions"):
+        objects.to_pod(with_status(conditions=conditions))
 
 
 def test_the_scheduler_name_defaults_as_the_api_server_does():

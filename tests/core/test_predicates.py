@@ -309,3 +309,38 @@ def test_toleration_semantics_directly() -> None:
     assert not model.Toleration("gpu", "Equal", "").tolerates(gpu)
     assert not model.Toleration("gpu", "Gt", "true").tolerates(gpu), "unknown operators fail"
     assert model.Toleration("", "Exists").tolerates(gpu)
+
+
+@pytest.mark.parametrize(
+    ("label", "operator", "bound", "fits"),
+    [
+        ("5", "Gt", "9" * 4400, False),
+        ("5", "Lt", "9" * 4400, False),
+        ("9" * 4400, "Gt", "5", False),
+        ("5", "Gt", "-" + "9" * 4400, False),
+        ("9223372036854775807", "Gt", "9223372036854775806", True),
+        ("9223372036854775808", "Gt", "0", False),
+        ("-9223372036854775808", "Lt", "0", True),
+        ("-9223372036854775809", "Lt", "0", False),
+        ("0" * 5000 + "7", "Gt", "+6", True),
+        ("5", "Gt", "4 ", False),
+    ],
+    ids=[
+        "a bound of 4,400 digits never matches Gt",
+        "nor Lt",
+        "a label of 4,400 digits never matches",
+        "a negative bound of 4,400 digits never matches",
+        "the int64 maximum is compared",
+        "one past the int64 maximum is no integer",
+        "the int64 minimum is compared",
+        "one below the int64 minimum is no integer",
+        "leading zeros and a plus sign are read as Go reads them",
+        "white space is not part of an integer",
+    ],
+)
+def test_gt_and_lt_read_values_as_int64_like_kubernetes(
+    label: str, operator: str, bound: str, fits: bool
+) -> None:
+    pod_kwargs = affinity(term(requirement("gen", operator, bound)))
+    rejection = check(pod_kwargs, {"labels": {"gen": label}})
+    assert (rejection is None) == fits

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from extender.core import scoring
+from extender.core import model, scoring
 from tests import builders
 
 LEAST = scoring.Strategy.LEAST_ALLOCATED
@@ -93,3 +95,27 @@ def test_scores_are_absolute_the_same_state_scores_the_same() -> None:
     request = {"cpu": 700, "memory": 3 * GI}
     first = scoring.score(MOST, request, node, {"cpu": 1234})
     assert all(scoring.score(MOST, request, node, {"cpu": 1234}) == first for _ in range(3))
+
+
+@given(
+    st.sampled_from(list(scoring.Strategy)),
+    st.dictionaries(st.sampled_from(["cpu", "memory"]), st.integers(-(2**64), 2**64)),
+    st.dictionaries(st.sampled_from(["cpu", "memory"]), st.integers(-(2**64), 2**64)),
+    st.dictionaries(st.sampled_from(["cpu", "memory"]), st.integers(-(2**64), 2**64)),
+)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_a_score_is_an_integer_from_0_to_10_whatever_the_amounts(
+    strategy: scoring.Strategy,
+    request: dict[str, int],
+    allocatable: dict[str, int],
+    used: dict[str, int],
+) -> None:
+    node = model.Node("n", allocatable=allocatable)
+    value = scoring.score(strategy, request, node, used)
+    assert isinstance(value, int) and 0 <= value <= scoring.MAX_SCORE
+
+
+def test_a_negative_request_does_not_score_above_10() -> None:
+    node = builders.node("n", cpu="4", memory="8Gi")
+    assert scoring.score(LEAST, {"cpu": -100_000}, node, {}) == scoring.MAX_SCORE
+    assert scoring.score(MOST, {"cpu": -100_000}, node, {}) == 0

@@ -297,7 +297,7 @@ POD = builders.make_pod("p", cpu="1")
         (
             "/filter",
             builders.extender_args(builders.make_pod("p", cpu="lots"), ["node1"]),
-            "pod.spec.containers[0].resources.requests: not a quantity: 'lots'",
+            "pod.spec.containers[0].resources.requests: cpu: not a quantity: 'lots'",
         ),
         ("/prioritize", b"null", "prioritize: body must be a JSON object"),
         ("/prioritize", {"Pod": POD, "NodeNames": ["ghost"]}, "unknown node(s) 'ghost'"),
@@ -370,9 +370,56 @@ async def test_bad_input_is_a_400_naming_the_problem(
 
 
 async def test_an_out_of_range_quantity_is_a_400(client: TestClient) -> None:
-    pod = builders.make_pod("p", cpu="1e1000000")
+    pod = builders.make_pod("p", cpu="1e2147483648")
     reply = await call(client, "/filter", builders.extender_args(pod, ["node1"]), status=400)
-    assert "pod.spec.containers[0].resources.requests" in reply["Error"]
+    assert reply["Error"].startswith(
+        "pod.spec.containers[0].resources.requests: cpu: exponent out of range"
+    )
+
+
+@pytest.mark.parametrize("path", ["/filter", "/prioritize", "/preempt"])
+@pytest.mark.parametrize("quantity", ["-100", "-9e999999"])
+async def test_a_negative_request_is_a_400_naming_the_field(
+    client: TestClient, path: str, quantity: str
+) -> None:
+    """The API server refuses negative requests; prioritize scored cpu "-100" as 134."""
+    pod = builders.make_pod("p", cpu=quantity)
+    reply = await call(client, path, builders.extender_args(pod, ["node1"]), status=400)
+    assert reply == {
+        "Error": "pod.spec.containers[0].resources.requests: cpu: must not be negative, "
+        f"got {quantity!r}"
+    }
+
+
+async def test_a_huge_but_valid_quantity_does_not_fit(client: TestClient) -> None:
+    """Kubernetes accepts "1e999999" (the exponent fits 32 bits): no node has that much."""
+    pod = builders.make_pod("p", cpu="1e999999")
+    reply = await call(client, "/filter", builders.extender_args(pod, ["node1"]))
+    assert reply["FailedNodes"] == {"node1": "Insufficient cpu"}
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("status", {"conditions": "Ready"}),
+        ("status", {"conditions": [1, 2]}),
+        ("metadata", {"ownerReferences": "job"}),
+        ("metadata", {"ownerReferences": [None, 3]}),
+    ],
+    ids=[
+        "conditions a string",
+        "conditions of numbers",
+        "owners a string",
+        "owners of non-objects",
+    ],
+)
+async def test_status_and_owner_references_of_the_wrong_type_are_a_400(
+    client: TestClient, where: str, value: dict[str, Any]
+) -> None:
+    pod = builders.make_pod("p")
+    pod.setdefault(where, {}).update(value)
+    reply = await call(client, "/filter", builders.extender_args(pod, ["node1"]), status=400)
+    assert reply["Error"].startswith(f"pod.{where}.{next(iter(value))}")
 
 
 async def test_an_oversized_body_is_a_400_and_the_server_goes_on(

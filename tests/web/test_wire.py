@@ -241,3 +241,45 @@ async def test_a_scheduler_preemption_request(client: TestClient) -> None:
 async def test_preemption_without_candidates(client: TestClient) -> None:
     body = {"Pod": builders.make_pod("p"), "NodeNameToVictims": None, "NodeNameToMetaVictims": None}
     assert await post(client, "/preempt", body) == {"NodeNameToMetaVictims": {}}
+
+
+# -- input that decodes but cannot be encoded again -------------------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("path", ["/filter", "/prioritize"])
+async def test_a_pod_spec_nested_too_deeply_to_encode_is_a_400(
+    client: TestClient, path: str
+) -> None:
+    """The spec is encoded again as the conversion cache's key; orjson encodes 254 levels."""
+    pod = builders.make_pod("p")
+    pod["spec"]["extra"] = nested(300)
+    reply = await post(client, path, builders.extender_args(pod, ["node1"]), status=400)
+    assert reply == {"Error": f"{path[1:]}: Pod.spec is nested too deeply (more than 254 levels)"}
+    pod["spec"]["extra"] = nested(200)
+    await post(client, path, builders.extender_args(pod, ["node1"]))
+
+
+async def test_a_node_object_nested_too_deeply_to_send_back_is_a_400(client: TestClient) -> None:
+    """Full Node objects are sent back as they came, so each must encode inside the reply."""
+    deep = builders.make_node("deep")
+    deep["status"]["extra"] = nested(251)  # fine alone, too deep inside the reply
+    body = builders.extender_args_full(builders.make_pod("p"), [builders.make_node("n1"), deep])
+    reply = await post(client, "/filter", body, status=400)
+    assert reply == {"Error": "filter: Nodes.items[1] is nested too deeply (more than 254 levels)"}
+
+
+@pytest.mark.parametrize("violations", [-1, 2**63])
+async def test_num_pdb_violations_must_be_an_int64_count(
+    client: TestClient, violations: int
+) -> None:
+    document = builders.load_payload("scheduler-preempt-meta-victims.json")
+    document["NodeNameToMetaVictims"]["node1"]["NumPDBViolations"] = violations
+    reply = await post(client, "/preempt", document, status=400)
+    assert "victims of node1.NumPDBViolations must be a count" in reply["Error"]
