@@ -227,6 +227,15 @@ class Call:
         return str(((args.get("Pod") or {}).get("metadata") or {}).get("name", ""))
 
 
+class _ProxyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A scheduler that is killed resets its idle keep-alive connections: not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _answer_before_hangup(
     upstream: socket.socket, client: socket.socket, *, timeout: float
 ) -> bool:
@@ -293,8 +302,7 @@ class RecordingProxy:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _ProxyServer((LOOPBACK, 0), Handler)
         self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="recording-proxy", daemon=True

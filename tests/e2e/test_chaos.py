@@ -32,8 +32,10 @@ from test_queues import QUEUE_LABEL, put_queues, queue_setup, write_queues
 
 pytestmark = pytest.mark.e2e
 
-READY_DROP_SECONDS = 3.0
-"""How soon after the API server dies muster's /readyz must say 503."""
+READY_DROP_SECONDS = 4.0
+"""How soon after the API server dies muster's /readyz must say 503: muster lets a watch fail
+for 3 s before it says so (a dropped connection that resumes at once is no outage; README,
+"When things go wrong"), plus one reading interval and a little jitter."""
 
 
 # -----------------------------------------------------------------------------------------------
@@ -250,6 +252,8 @@ def read_namespace(cp: ControlPlane, namespace: str) -> Reading:
 GANGS, GANG_SIZE = 5, 4
 QUEUED, QUOTA_CPU = 10, 6
 RECOVERY_SECONDS = 10.0
+MAX_SAMPLE_GAP = 1.0
+"""Readings are taken every 200 ms; a LIST slowed by a busy machine may stretch one gap."""
 GIVE_UP_SECONDS = 30.0
 """How long the figure is measured for before the test gives up waiting (kube-scheduler 1.20
 retries pods it could not schedule after 60 to 90 s on its own)."""
@@ -341,6 +345,8 @@ def test_muster_killed_mid_burst_binds_gangs_whole_never_over_admits_and_recover
     counts = _gang_counts(final)
     partial = {g: c for g, c in counts.items() if 0 < c < GANG_SIZE}
     peak = max((r.queued_cpu for _, r in sampler.samples), default=-1)
+    times = [t for t, _ in sampler.samples]
+    gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
     over = [(round(t - killed, 1), r.queued_cpu) for t, r in sampler.samples if r.queued_cpu > 6000]
     figures = (
         f"muster killed after {len(at_kill.placements)}/{len(burst)} pods created, "
@@ -350,13 +356,16 @@ def test_muster_killed_mid_burst_binds_gangs_whole_never_over_admits_and_recover
         f"(limit {RECOVERY_SECONDS:.0f}s); gangs at the end {counts}; queued bound "
         f"{_queued_bound(final)}/{QUEUED} (quota {QUOTA_CPU}); peak sampled queued cpu "
         f"{peak}m of {QUOTA_CPU * 1000}m over {len(sampler.samples)} samples "
-        f"({len(sampler.errors)} failed)"
+        f"({len(sampler.errors)} failed, largest gap {gap:.2f}s)"
     )
     chaos.check(not creator_errors, f"creating the burst failed: {creator_errors}")
     chaos.check(len(created) == len(burst), f"only {len(created)}/{len(burst)} pods created")
     chaos.check(not partial, f"gangs partly bound at the end: {partial}")
     chaos.check(not over, f"over-admission at (s after kill, cpu m): {over}")
-    chaos.check(len(sampler.samples) > 50, f"too few samples: {len(sampler.samples)}")
+    chaos.check(
+        not sampler.errors and gap <= MAX_SAMPLE_GAP,
+        f"the quota was not sampled throughout: largest gap {gap:.2f}s, errors {sampler.errors}",
+    )
     chaos.check(
         took is not None and took <= RECOVERY_SECONDS,
         f"pending work bound {seconds(took)} after muster's /readyz, limit {RECOVERY_SECONDS}s",
