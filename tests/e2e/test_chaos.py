@@ -299,8 +299,9 @@ def test_muster_killed_mid_burst_binds_gangs_whole_never_over_admits_and_recover
     chaos: Chaos,
 ) -> None:
     """5 gangs of 4 x 1 cpu and 10 queued pods of 1 cpu (ClusterQueue of 6 cpu) on 32 cpu;
-    muster is SIGKILLed once the first bind calls reached it, the rest of the burst is created
-    while it is down, and it is started again once the scheduler has seen it gone."""
+    muster is SIGKILLed once the first bind call reached it (the first half of the burst
+    created, or part of it), the rest of the burst is created while it is down, and it is
+    started again once the scheduler has found it gone."""
     cp, ns, proxy = chaos.cp, chaos.namespace, chaos.proxy
     for i in range(4):
         chaos.nodes.add(f"n{i}", cpu="8")
@@ -309,10 +310,15 @@ def test_muster_killed_mid_burst_binds_gangs_whole_never_over_admits_and_recover
     burst = _burst(chaos.nodes.selector)
     created: list[str] = []
     creator_errors: list[str] = []
+    killed_event = threading.Event()
 
     def create_all() -> None:
+        """The first half at once; the second half once muster is dead (so the scheduler
+        finds it gone), whenever that is."""
         try:
-            for manifest in burst:
+            for i, manifest in enumerate(burst):
+                if i == len(burst) // 2 and not killed_event.wait(60):
+                    raise TimeoutError("muster was not killed")
                 create(cp, ns, manifest)
                 created.append(manifest["metadata"]["name"])
         except Exception as exc:  # noqa: BLE001 - reported below
@@ -325,6 +331,7 @@ def test_muster_killed_mid_burst_binds_gangs_whole_never_over_admits_and_recover
         # 1. kill -9 in the middle of the burst;
         chaos.muster.kill()
         killed = time.monotonic()
+        killed_event.set()
         at_kill = read_namespace(cp, ns)
         binds_at_kill = len(proxy.since(0, "bind"))
         creator.join(60)
