@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,21 @@ import harness  # noqa: E402
 
 _STATE: dict[str, controlplane.ControlPlane] = {}
 _MUSTER: dict[str, Any] = {}
+REPORT_SECTIONS: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+"""More (title, text) sections for the report of a failed e2e test, by who added them: a
+fixture that runs its own processes (the chaos tests' muster) adds its logs here."""
+
+
+def shared_muster() -> harness.MusterProcess | None:
+    """The session's muster, if a test has started it."""
+    process: harness.MusterProcess | None = _MUSTER.get("process")
+    return process
+
+
+def shared_schedulers() -> harness.SchedulerSwitch | None:
+    """The session's scheduler switch, if a test has used it."""
+    switch: harness.SchedulerSwitch | None = _MUSTER.get("switch")
+    return switch
 
 
 @pytest.fixture(scope="session")
@@ -119,9 +134,11 @@ def schedulers(
     control_plane: controlplane.ControlPlane, muster: harness.MusterProcess
 ) -> Iterator[harness.SchedulerSwitch]:
     switch = harness.SchedulerSwitch(control_plane, _MUSTER["proxy"].url)
+    _MUSTER["switch"] = switch
     try:
         yield switch
     finally:
+        _MUSTER.pop("switch", None)
         switch.stop()
 
 
@@ -169,3 +186,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if rep.failed and process is not None and "muster" in getattr(item, "fixturenames", ()):
         rep.sections.append((f"muster log ({process.log_path})", process.log_tail(60)))
         rep.sections.append(("extender calls through the proxy (last 30)", proxy.summary(30)))
+    if rep.failed and "control_plane" in getattr(item, "fixturenames", ()):
+        for sections in list(REPORT_SECTIONS.values()):
+            rep.sections.extend(sections())

@@ -313,6 +313,7 @@ class ControlPlane:
         self._procs: dict[str, _Proc] = {}
         self._etcd_data: Path | None = None
         self._scheduler_runs = 0
+        self._scheduler_start: tuple[str, tuple[str, ...], bool] | None = None
         self._ssl = ssl.create_default_context()
         self._ssl.check_hostname = False
         self._ssl.verify_mode = ssl.CERT_NONE
@@ -398,6 +399,7 @@ class ControlPlane:
         if not self.started:
             raise ControlPlaneError("start() the control plane before the scheduler")
         self.stop_scheduler()
+        self._scheduler_start = (config_text, tuple(extra_args), force_local)
         text = config_text.replace(KUBECONFIG_PLACEHOLDER, str(self.scheduler_kubeconfig))
         doc = yaml.safe_load(text)
         if not isinstance(doc, dict):
@@ -448,6 +450,44 @@ class ControlPlane:
         proc = self._procs.pop("kube-scheduler", None)
         if proc is not None:
             proc.stop(grace)
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def kill(self, component: str) -> None:
+        """SIGKILL one component, as a crash or an OOM kill would end it (no graceful shutdown:
+        its connections just close), and reap it. Its log stays; start it again with
+        :meth:`restart_apiserver`, :meth:`restart_controller_manager` or :meth:`start_scheduler`.
+        """
+        proc = self._procs.pop(component, None)
+        if proc is None:
+            raise ControlPlaneError(f"{component} is not running")
+        with contextlib.suppress(ProcessLookupError):
+            proc.popen.kill()
+        proc.stop(grace=10)
+
+    def restart_apiserver(self, timeout: float = 60.0) -> float:
+        """Start kube-apiserver again, on the same port with the same flags and certificates
+        (etcd kept the data), after :meth:`kill`; returns the seconds until it is ready."""
+        if self.running("kube-apiserver"):
+            raise ControlPlaneError("kube-apiserver is still running")
+        started = time.monotonic()
+        self._start_apiserver(timeout)
+        return time.monotonic() - started
+
+    def restart_scheduler(self, timeout: float = 60.0) -> Path:
+        """Start kube-scheduler again with the configuration and flags of its last start (after
+        :meth:`kill`, or while running: then it is stopped first)."""
+        if self._scheduler_start is None:
+            raise ControlPlaneError("kube-scheduler was never started")
+        config_text, extra_args, force_local = self._scheduler_start
+        return self.start_scheduler(
+            config_text, extra_args=extra_args, timeout=timeout, force_local=force_local
+        )
+
+    def restart_controller_manager(self, timeout: float = 60.0) -> None:
+        if self.running("kube-controller-manager"):
+            raise ControlPlaneError("kube-controller-manager is still running")
+        self._start_controller_manager(timeout)
 
     def running(self, component: str) -> bool:
         proc = self._procs.get(component)

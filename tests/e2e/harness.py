@@ -20,6 +20,7 @@ import http.client
 import http.server
 import json
 import os
+import select
 import socket
 import sys
 import threading
@@ -27,10 +28,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from controlplane import LOOPBACK, ControlPlane, ControlPlaneError, _Proc, wait_until
@@ -41,6 +42,8 @@ SHIPPED_CONFIG = REPO / "scheduler-config" / "kube-scheduler-v1beta1.yaml"
 WORKLOAD_CRD = REPO / "deploy" / "workload-crd.yaml"
 TEST_LABEL = "muster.dev/e2e-test"
 IMAGE = "registry.invalid/pause:3.2"  # never pulled: there is no kubelet
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -56,8 +59,12 @@ def free_port() -> int:
 class MusterProcess:
     """``muster serve`` against the control plane, restartable on the same port."""
 
-    def __init__(self, cp: ControlPlane, *, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, cp: ControlPlane, *, extra_args: Sequence[str] = (), name: str = "muster"
+    ) -> None:
         self.cp = cp
+        self.name = name
+        """Names its log files (``logs/<name>.<run>.log``): a second muster keeps its own."""
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.extra_args = list(extra_args)
@@ -66,10 +73,11 @@ class MusterProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.cp.logdir / f"muster.{self.runs}.log"
+        return self.cp.logdir / f"{self.name}.{self.runs}.log"
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start and wait until ``/readyz`` says the cluster view has synced."""
+    def start(self, timeout: float = 60.0) -> float:
+        """Start and wait until ``/readyz`` says the cluster view has synced; returns the
+        ``time.monotonic()`` at which it answered 200."""
         if self.alive():
             raise ControlPlaneError("muster is already running")
         self.runs += 1
@@ -92,7 +100,7 @@ class MusterProcess:
         # The control plane's kubeconfigs skip TLS verification (self-signed, loopback); keep
         # urllib3's warning about that out of muster's log, which failure reports show.
         env["PYTHONWARNINGS"] = "ignore:Unverified HTTPS request"
-        self._proc = _Proc("muster", argv, self.log_path, env, REPO)
+        self._proc = _Proc(self.name, argv, self.log_path, env, REPO)
 
         def ready() -> bool:
             proc = self._proc
@@ -104,6 +112,7 @@ class MusterProcess:
             wait_until(ready, timeout, 0.1, "muster /readyz")
         except TimeoutError as exc:
             raise ControlPlaneError(f"{exc}\n{self.log_tail(30)}") from None
+        return time.monotonic()
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive()
@@ -178,6 +187,11 @@ class MusterProcess:
 # the recording proxy
 
 
+CLIENT_GONE = 499
+"""The status a call is recorded with when the scheduler closed its connection before muster
+answered (nginx's "client closed request"); nothing is sent back."""
+
+
 @dataclass
 class Call:
     """One extender call as the scheduler made it, and muster's answer."""
@@ -188,6 +202,13 @@ class Call:
     status: int = 0
     response: bytes = b""
     finished: float = 0.0
+    forwarded: float = 0.0
+    """When the call went on to muster (after any ``RecordingProxy.delays``)."""
+
+    @property
+    def abandoned(self) -> bool:
+        """The scheduler hung up before muster answered (status :data:`CLIENT_GONE`)."""
+        return self.status == CLIENT_GONE
 
     @property
     def args(self) -> Any:
@@ -204,6 +225,40 @@ class Call:
         if "PodName" in args:
             return str(args["PodName"])
         return str(((args.get("Pod") or {}).get("metadata") or {}).get("name", ""))
+
+
+class _ProxyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A scheduler that is killed resets its idle keep-alive connections: not an error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+def _answer_before_hangup(
+    upstream: socket.socket, client: socket.socket, *, timeout: float
+) -> bool:
+    """Wait until ``upstream`` has bytes to read (the answer begins): True; or until
+    ``client`` hangs up first (end of stream or reset): False. A client does not send while it
+    awaits an answer (HTTP/1.1 without pipelining); if it does, only ``upstream`` is watched."""
+    deadline = time.monotonic() + timeout
+    watched = [upstream, client]
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True  # let getresponse() time out and report it
+        readable, _, _ = select.select(watched, [], [], left)
+        if upstream in readable:
+            return True
+        if client in readable:
+            try:
+                peeked = client.recv(1, socket.MSG_PEEK)
+            except OSError:
+                peeked = b""
+            if not peeked:
+                return False
+            watched = [upstream]
 
 
 @dataclass
@@ -235,16 +290,19 @@ class RecordingProxy:
                 delay = proxy.delays.get(call.verb)
                 if delay:
                     time.sleep(delay)
-                status, reply = proxy.forward(self.path, body)
+                call.forwarded = time.monotonic()
+                status, reply = proxy.forward(self.path, body, client=self.connection)
                 call.status, call.response, call.finished = status, reply, time.monotonic()
+                if status == CLIENT_GONE:
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
 
-        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _ProxyServer((LOOPBACK, 0), Handler)
         self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="recording-proxy", daemon=True
@@ -258,11 +316,20 @@ class RecordingProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def forward(self, path: str, body: bytes) -> tuple[int, bytes]:
+    def forward(
+        self, path: str, body: bytes, *, client: socket.socket | None = None
+    ) -> tuple[int, bytes]:
+        """muster's answer to one call. While muster has not answered, a ``client`` (the
+        scheduler's connection) that hangs up makes the proxy close its own connection to
+        muster too, so muster sees its caller go away as it would without the proxy (a killed
+        scheduler's bind calls): the call is then :data:`CLIENT_GONE`."""
         # Longer than the shipped httpTimeout (330 s): the scheduler gives up first.
         conn = http.client.HTTPConnection(LOOPBACK, self.upstream_port, timeout=400)
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            if client is not None and conn.sock is not None:
+                if not _answer_before_hangup(conn.sock, client, timeout=400):
+                    return CLIENT_GONE, b""
             resp = conn.getresponse()
             return resp.status, resp.read()
         except OSError as exc:
@@ -534,6 +601,45 @@ class PodSampler:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def __enter__(self) -> PodSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class Sampler(Generic[T]):
+    """Calls ``read`` every ``interval`` seconds in a thread for as long as it is entered and
+    keeps ``(time.monotonic() when the reading was in, value)``; a reading that raised goes to
+    ``errors`` as ``(time, repr)`` (the API server may be down on purpose)."""
+
+    def __init__(self, read: Callable[[], T], interval: float = 0.2, name: str = "sampler") -> None:
+        self.read = read
+        self.interval = interval
+        self.samples: list[tuple[float, T]] = []
+        self.errors: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                value = self.read()
+                self.samples.append((time.monotonic(), value))
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append((time.monotonic(), repr(exc)))
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def since(self, t: float) -> list[tuple[float, T]]:
+        return [(when, value) for when, value in list(self.samples) if when >= t]
+
+    def first(self, predicate: Callable[[T], bool], *, after: float = 0.0) -> float | None:
+        """When the first reading after ``after`` that satisfies ``predicate`` was in."""
+        return next((t for t, v in self.since(after) if predicate(v)), None)
+
+    def __enter__(self) -> Sampler[T]:
         self._thread.start()
         return self
 

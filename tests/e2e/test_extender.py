@@ -370,9 +370,11 @@ def test_the_extender_restarted_mid_run_resyncs_and_keeps_binding(
     down = failed_scheduling(cp, ns, "while-down")
     assert any(f"{extender.proxy.url}/filter" in m for m in down), down
 
+    # Marked before the start: the new muster nudges the pod that failed while it was down, and
+    # the scheduler can bind it before start() returns.
+    mark = extender.proxy.mark()
     muster.start()
     assert muster.pid != old_pid
-    mark = extender.proxy.mark()
     for i in range(2):
         create(cp, ns, pod(f"after-{i}", nodes.selector, cpu="1"))
     where = bound(cp, ns, 4)
