@@ -360,6 +360,10 @@ class ExtenderService:
             return FilterOutcome(unresolvable=dict.fromkeys(node_names, gone))
         if pod.uid not in self.state.pods and pod.uid not in self._tentative:
             self._tentative[pod.uid] = self.clock()
+        if self.queues.queue_of(pod):
+            # A queued gang member must be in its group before its workload is decided, or a
+            # member the watch has not delivered yet would be admitted alone.
+            self.gangs.observe(pod)
         verdict = self.queues.filter(pod)
         if verdict is not None and verdict.reason:
             if node_objects is None:

@@ -366,6 +366,14 @@ class GangCoordinator:
     # -- reservations and deadlines ---------------------------------------------------------
 
     def _release(self, group: Group) -> None:
+        """Let the whole plan go.  Members waiting at the gate cannot complete it any more:
+        their binds fail now, so the scheduler retries them into the next plan (left waiting,
+        the gate could never match the new plan's count)."""
+        for uid, waiting in group.gate.items():
+            self.state.forget(uid)
+            if not waiting.done():
+                waiting.set_exception(BindError(f"gang {group.key} is being re-planned; retry"))
+        group.gate.clear()
         held = bool(group.plan)
         for uid in group.plan:
             self.state.release(reservation_key(uid))
@@ -373,8 +381,7 @@ class GangCoordinator:
         if held:
             self.capacity_freed()
         group.domain = ""
-        if not group.gate:
-            self._cancel_timer(group)
+        self._cancel_timer(group)
 
     def _cancel_timer(self, group: Group) -> None:
         if group.timer is not None:

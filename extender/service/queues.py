@@ -308,7 +308,9 @@ class QueueManager:
         member = gang.membership(pod)
         if member is not None:
             group = self.gangs.groups.get(member.key)
-            if group is not None and group.policy.is_gang:
+            # A group not decided yet (its Workload or minCount unknown) is a gang until it is
+            # known not to be one: its pods wait together, never admitted alone.
+            if group is not None and (group.policy.is_gang or group.policy.missing):
                 key = f"gang/{member.key}"
                 admission = self.admissions.get(key)
                 # Members arriving after their gang was admitted are admitted one by one;

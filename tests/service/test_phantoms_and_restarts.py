@@ -310,3 +310,62 @@ async def test_a_second_bind_for_a_waiting_member_takes_the_place_of_the_first()
         await asyncio.wait_for(orphan, 1)
     await asyncio.wait_for(asyncio.gather(retry, bind(pods[1])), 1)
     assert sorted(binder.calls) == ["a", "b"]
+
+
+# -- a gang is one workload from its first filter call --------------------------------------
+
+
+async def test_a_queued_gang_member_filtered_before_the_watch_saw_it_is_not_admitted_alone():
+    """The scheduler's informer can be faster than muster's watch: the first member's filter
+    call is the first muster hears of it (seen as a flaky e2e: the member was admitted as a
+    one-pod workload, then evicted alone)."""
+    service, _, _, _ = make_service(quota_cpu=8)
+    labels = {gang.WORKLOAD_LABEL: "train"}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    first = queued("train-0", labels=labels, annotations=annotations)
+    outcome = service.filter(first, ["n0", "n1"])
+    assert outcome.passed == []
+    assert "waiting for gang default/train/main: 1/3 pods" in outcome.unresolvable["n0"]
+    assert service.queues.charges == {} and service.queues.admissions == {}
+
+
+async def test_a_gang_member_of_a_workload_not_known_yet_waits_with_its_gang():
+    service, _, _, _ = make_service(quota_cpu=8)
+    first = queued("train-0", labels={gang.WORKLOAD_LABEL: "train"})  # no minCount anywhere
+    outcome = service.filter(first, ["n0"])
+    assert outcome.passed == [] and "Workload default/train not found" in outcome.unresolvable["n0"]
+    assert service.queues.charges == {}
+
+
+# -- a re-plan never strands members at the gate --------------------------------------------
+
+
+async def test_members_waiting_at_the_gate_are_released_when_the_plan_is_let_go():
+    service, _, binder, _ = make_service(nodes=2, cpu="4")
+    pods = [member(n, min_count=2, cpu="2") for n in "ab"]
+    for pod in pods:
+        service.apply_pod(pod)
+    service.filter(pods[0], names(service))
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    planned = dict(group.plan)
+    waiting = asyncio.create_task(
+        service.bind(namespace="default", name="a", uid="a", node_name=planned["a"])
+    )
+    await asyncio.sleep(0)
+    # b's planned node is not offered and no offered node fits: the plan is let go
+    elsewhere = [n for n in names(service) if n != planned["b"]]
+    service.state.claim("someone-else", elsewhere[0], {"cpu": 4000})
+    outcome = service.filter(pods[1], elsewhere)
+    assert outcome.passed == [] and "re-planning" in outcome.unresolvable[elsewhere[0]]
+    with pytest.raises(BindError, match="re-planned"):
+        await asyncio.wait_for(waiting, 1)
+    assert group.gate == {} and group.plan == {}
+    assert service.state.bound_node("a") == ""
+    service.state.release("someone-else")
+    service.filter(pods[0], names(service))  # the scheduler's retries: a new plan, both bind
+    retries = [
+        service.bind(namespace="default", name=p.name, uid=p.uid, node_name=group.plan[p.uid])
+        for p in pods
+    ]
+    await asyncio.wait_for(asyncio.gather(*retries), 1)
+    assert sorted(binder.calls) == ["a", "b"]
