@@ -23,6 +23,9 @@ class WireError(ValueError):
 
 
 _INT64_MAX = 2**63 - 1
+MAX_SPEC_KEY = 64 * 2**10
+"""Longest spec encoding used as a conversion-cache key.  Real specs take a few KiB; the cache
+holds 256 keys, so this bounds its keys to 16 MiB however large the specs sent."""
 
 
 def _encoded(value: object, what: str, field: str) -> bytes:
@@ -63,13 +66,16 @@ class ExtenderArgs:
     node_objects: dict[str, model.Node] | None
     raw_nodes: dict[str, dict[str, Any]] | None
     pod_spec_key: bytes
-    """The pod's ``spec`` encoded again: pods of one template have equal keys."""
+    """The pod's ``spec`` encoded again: pods of one template have equal keys.  Empty (no
+    caching) for a spec longer than ``MAX_SPEC_KEY``."""
 
 
 def read_extender_args(body: bytes, what: str) -> ExtenderArgs:
     args = _object(body, what)
     pod = _pod(args, what)
     key = _encoded(pod.get("spec"), what, "Pod.spec")
+    if len(key) > MAX_SPEC_KEY:
+        key = b""
     names = args.get("nodenames")
     nodes = args.get("nodes")
     if names is not None:

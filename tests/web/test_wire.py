@@ -283,3 +283,22 @@ async def test_num_pdb_violations_must_be_an_int64_count(
     document["NodeNameToMetaVictims"]["node1"]["NumPDBViolations"] = violations
     reply = await post(client, "/preempt", document, status=400)
     assert "victims of node1.NumPDBViolations must be a count" in reply["Error"]
+
+
+def test_a_huge_spec_is_not_kept_as_a_cache_key() -> None:
+    """The service keeps the last 256 spec keys: a key as large as the body could hold
+    gigabytes.  A spec over the cap is converted every time instead."""
+    pod = builders.make_pod("p")
+    args = wire.read_extender_args(json.dumps(builders.extender_args(pod, [])).encode(), "f")
+    assert 0 < len(args.pod_spec_key) <= wire.MAX_SPEC_KEY
+    pod["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * wire.MAX_SPEC_KEY}]
+    args = wire.read_extender_args(json.dumps(builders.extender_args(pod, [])).encode(), "f")
+    assert args.pod_spec_key == b""
+
+
+async def test_a_pod_with_a_huge_spec_is_still_answered(client: TestClient) -> None:
+    pod = builders.make_pod("p", cpu="1")
+    pod["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * wire.MAX_SPEC_KEY}]
+    for _ in range(2):
+        reply = await post(client, "/filter", builders.extender_args(pod, ["node1"]))
+        assert reply["NodeNames"] == ["node1"]
