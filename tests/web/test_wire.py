@@ -302,3 +302,38 @@ async def test_a_pod_with_a_huge_spec_is_still_answered(client: TestClient) -> N
     for _ in range(2):
         reply = await post(client, "/filter", builders.extender_args(pod, ["node1"]))
         assert reply["NodeNames"] == ["node1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/filter", {"Pod": {"metadata": {"name": "p"}}, "NodeNames": ["node1"] * 4}, "NodeNames"),
+        (
+            "/prioritize",
+            builders.extender_args_full(
+                builders.make_pod("p"), [builders.make_node(f"n{i}") for i in range(4)]
+            ),
+            "Nodes.items",
+        ),
+        (
+            "/preempt",
+            {
+                "Pod": {"metadata": {"name": "p"}},
+                "NodeNameToMetaVictims": {
+                    f"n{i}": {"Pods": [{"UID": "u"}], "NumPDBViolations": 0} for i in range(4)
+                },
+            },
+            "NodeNameToMetaVictims",
+        ),
+    ],
+)
+async def test_a_message_naming_more_nodes_than_any_cluster_has_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str, body: Any, field: str
+) -> None:
+    """The work a message asks for grows with the nodes it names: 2.5 million names fit in
+    the body limit and cost seconds.  (The cap is lowered to 3 here.)"""
+    monkeypatch.setattr(wire, "MAX_NODES", 3)
+    reply = await post(client, path, body, status=400)
+    assert reply["Error"] == (
+        f"{path[1:]}: {field} has 4 entries, more than 3 (no cluster has that many nodes)"
+    )
