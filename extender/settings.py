@@ -22,9 +22,10 @@ class Settings:
     scoring: scoring.Strategy = scoring.Strategy.LEAST_ALLOCATED
     """Prioritize strategy: ``LeastAllocated`` spreads pods, ``MostAllocated`` packs them."""
 
-    max_body_bytes: int = 64 * 2**20
-    """Largest request body accepted.  500 full Node objects are about 5 MB (nodeCacheCapable:
-    false); with node names only a 5000-node call is about 70 KB."""
+    max_body_bytes: int = 32 * 2**20
+    """Largest request body accepted: about 4x the largest real filter call (a ~3 MiB Pod and
+    15,000 node names) and 3x the largest preempt call (the reasoning is at ``--max-body-mb``
+    in ``cli.py``)."""
 
     body_read_timeout_seconds: float = 10.0
     """How long a request body may take to arrive whole.  kube-scheduler writes its body at

@@ -359,7 +359,7 @@ def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     for i, condition in enumerate(_list(status, "conditions", "pod.status")):
         if not isinstance(condition, dict):
             raise ObjectError(f"pod.status.conditions[{i}] must be an object")
-        if _str(condition, "type", f"pod.status.conditions[{i}]") == kind:
+        if condition.get("type") == kind:  # only what is read is checked
             _str(condition, "status", f"pod.status.conditions[{i}]")
             return condition
     return {}
@@ -377,16 +377,19 @@ def _unschedulable(status: Mapping[str, Any]) -> bool:
 
 
 def _controller(meta: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The (kind, name) of the owner reference marked ``controller: true``."""
+    """The (kind, name) of the owner reference marked ``controller: true`` (only what is read
+    is checked)."""
     for i, ref in enumerate(_list(meta, "ownerReferences", "pod.metadata")):
         where = f"pod.metadata.ownerReferences[{i}]"
         if not isinstance(ref, dict):
             raise ObjectError(f"{where} must be an object")
         controller = ref.get("controller")
-        if controller is not None and not isinstance(controller, bool):
+        if controller is None or controller is False:
+            continue
+        if controller is not True:
             raise ObjectError(f"{where}.controller must be a boolean")
         kind, name = _str(ref, "kind", where), _str(ref, "name", where)
-        if controller and kind and name:
+        if kind and name:
             return kind, name
     return None
 

@@ -9,6 +9,7 @@ module is the one place that knows the units.
 from __future__ import annotations
 
 import decimal
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -156,10 +157,25 @@ def amount(name: str, value: object) -> int:
     Example: ``amount("cpu", "250m")`` -> 250, ``amount("memory", "1.5Ki")`` -> 1536,
     ``amount("memory", "-1m")`` -> -1.
     """
+    if type(value) is str and len(value) <= _CACHED_LENGTH:
+        return _cached_amount(name == CPU, value)
+    return _amount(name == CPU, value)
+
+
+# Pods of a cluster repeat a handful of quantities ("500m", "1Gi"): a short one is read once.
+_CACHED_LENGTH = 24
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_amount(cpu: bool, text: str) -> int:
+    return _amount(cpu, text)
+
+
+def _amount(cpu: bool, value: object) -> int:
     parsed = _parse(value)
     if not parsed.digits:
         return 0
-    exp10 = parsed.exp10 + (3 if name == CPU else 0)
+    exp10 = parsed.exp10 + (3 if cpu else 0)
     # The value is at least 10**magnitude * 2**exp2, and 2**10 > 10**3.
     magnitude = len(parsed.digits) - 1 + exp10
     if magnitude + parsed.exp2 * 3 // 10 >= _INT64_DIGITS:

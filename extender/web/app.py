@@ -27,10 +27,11 @@ def make_app(
     service: ExtenderService,
     *,
     background_work: Mapping[str, background.Run] | None = None,
-    max_body_bytes: int = 64 * 2**20,
+    max_body_bytes: int = 32 * 2**20,
 ) -> web.Application:
     app = web.Application(middlewares=[middlewares.extender_errors], client_max_size=max_body_bytes)
     app[keys.SERVICE] = service
+    app[keys.BODY_READ_TIMEOUT] = service.settings.body_read_timeout_seconds
     app.router.add_post("/filter", handlers.filter_)
     app.router.add_post("/prioritize", handlers.prioritize)
     app.router.add_post("/bind", handlers.bind)

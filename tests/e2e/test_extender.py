@@ -430,7 +430,7 @@ def test_malformed_calls_get_400_and_never_wedge_the_extender(
         status, reply = muster.post(path, body)
         assert status == 400, (path, body, reply)
         assert json.loads(reply)["Error"], (path, body)
-    # Over the 64 MiB default limit: refused after reading the limit, not the whole body.
+    # Over the 32 MiB default limit: refused after reading the limit, not the whole body.
     oversized = b'{"Pod": {}, "NodeNames": ["' + b"n" * (65 * 2**20) + b'"]}'
     status, reply = muster.post("/filter", oversized, timeout=60)
     assert status == 400 and b"too large" in reply

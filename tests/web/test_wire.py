@@ -283,3 +283,57 @@ async def test_num_pdb_violations_must_be_an_int64_count(
     document["NodeNameToMetaVictims"]["node1"]["NumPDBViolations"] = violations
     reply = await post(client, "/preempt", document, status=400)
     assert "victims of node1.NumPDBViolations must be a count" in reply["Error"]
+
+
+def test_a_huge_spec_is_not_kept_as_a_cache_key() -> None:
+    """The service keeps the last 256 spec keys: a key as large as the body could hold
+    gigabytes.  A spec over the cap is converted every time instead."""
+    pod = builders.make_pod("p")
+    args = wire.read_extender_args(json.dumps(builders.extender_args(pod, [])).encode(), "f")
+    assert 0 < len(args.pod_spec_key) <= wire.MAX_SPEC_KEY
+    pod["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * wire.MAX_SPEC_KEY}]
+    args = wire.read_extender_args(json.dumps(builders.extender_args(pod, [])).encode(), "f")
+    assert args.pod_spec_key == b""
+
+
+async def test_a_pod_with_a_huge_spec_is_still_answered(client: TestClient) -> None:
+    pod = builders.make_pod("p", cpu="1")
+    pod["spec"]["containers"][0]["env"] = [{"name": "X", "value": "x" * wire.MAX_SPEC_KEY}]
+    for _ in range(2):
+        reply = await post(client, "/filter", builders.extender_args(pod, ["node1"]))
+        assert reply["NodeNames"] == ["node1"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/filter", {"Pod": {"metadata": {"name": "p"}}, "NodeNames": ["node1"] * 4}, "NodeNames"),
+        (
+            "/prioritize",
+            builders.extender_args_full(
+                builders.make_pod("p"), [builders.make_node(f"n{i}") for i in range(4)]
+            ),
+            "Nodes.items",
+        ),
+        (
+            "/preempt",
+            {
+                "Pod": {"metadata": {"name": "p"}},
+                "NodeNameToMetaVictims": {
+                    f"n{i}": {"Pods": [{"UID": "u"}], "NumPDBViolations": 0} for i in range(4)
+                },
+            },
+            "NodeNameToMetaVictims",
+        ),
+    ],
+)
+async def test_a_message_naming_more_nodes_than_any_cluster_has_is_a_400(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str, body: Any, field: str
+) -> None:
+    """The work a message asks for grows with the nodes it names: 2.5 million names fit in
+    the body limit and cost seconds.  (The cap is lowered to 3 here.)"""
+    monkeypatch.setattr(wire, "MAX_NODES", 3)
+    reply = await post(client, path, body, status=400)
+    assert reply["Error"] == (
+        f"{path[1:]}: {field} has 4 entries, more than 3 (no cluster has that many nodes)"
+    )
