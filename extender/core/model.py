@@ -1,12 +1,15 @@
 """The domain's value types: pods, nodes, taints, tolerations and node selector terms.
 
 Frozen, slotted dataclasses built once from raw Kubernetes JSON by ``core.objects``; everything
-past the edge of the process works on these, never on raw dicts or client model classes.
+past the edge of the process works on these, never on raw dicts or client model classes.  The
+matching rules that belong to a value live on it: a toleration against a taint, a selector
+requirement against a label map.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +17,10 @@ from extender.core import resources
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
+
+# Possessive: a long run of digits that ends in something else fails without backtracking.
+_INTEGER = re.compile(r"[+-]?+[0-9]++")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +59,48 @@ class Operator(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """One ``matchExpressions``/``matchFields`` entry of a node selector term."""
+    """One ``matchExpressions``/``matchFields`` entry of a node selector term, or one
+    ``matchExpressions`` entry of a label selector (where Gt and Lt are refused when parsed)."""
 
     key: str
     operator: Operator
     values: tuple[str, ...] = ()
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        """Whether ``labels`` satisfy the requirement, as Kubernetes' selectors decide it."""
+        op = self.operator
+        if op is Operator.EXISTS:
+            return self.key in labels
+        if op is Operator.DOES_NOT_EXIST:
+            return self.key not in labels
+        value = labels.get(self.key)
+        if op is Operator.NOT_IN:  # an absent label is "not in" any set
+            return value not in self.values
+        if value is None:
+            return False
+        if op is Operator.IN:
+            return value in self.values
+        # Gt / Lt compare integers as Go's strconv.ParseInt(s, 10, 64) reads them; a value that
+        # is no such integer (or not a single value) never matches.
+        if len(self.values) != 1:
+            return False
+        have, bound = parse_int64(value), parse_int64(self.values[0])
+        if have is None or bound is None:
+            return False
+        return have > bound if op is Operator.GT else have < bound
+
+
+def parse_int64(text: str) -> int | None:
+    """``text`` as Go's ``strconv.ParseInt(text, 10, 64)`` reads it (an optional sign, decimal
+    digits, leading zeros allowed), or None when that fails, e.g. outside the int64 range.
+    Cheap for any length: at most 19 significant digits are ever converted."""
+    if not _INTEGER.fullmatch(text):
+        return None
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:
+        return None
+    number = -int(digits) if text[0] == "-" else int(digits)
+    return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,7 @@ taints or cordon decide it); ``UNSCHEDULABLE`` means freeing capacity could.
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,10 +34,6 @@ REASON_TOO_MANY_PODS = "Too many pods"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 _FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
 
-# Possessive: a long run of digits that ends in something else fails without backtracking.
-_INTEGER = re.compile(r"[+-]?+[0-9]++")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
 _CORDONED = Rejection(Code.UNRESOLVABLE, REASON_UNSCHEDULABLE)
 _SELECTOR = Rejection(Code.UNRESOLVABLE, REASON_SELECTOR)
 _AFFINITY = Rejection(Code.UNRESOLVABLE, REASON_AFFINITY)
@@ -63,49 +58,13 @@ def matches_node_selector(pod: model.Pod, node: model.Node) -> Rejection | None:
     return None
 
 
-def _requirement_holds(req: model.Requirement, labels: Mapping[str, str]) -> bool:
-    op = req.operator
-    if op is model.Operator.EXISTS:
-        return req.key in labels
-    if op is model.Operator.DOES_NOT_EXIST:
-        return req.key not in labels
-    value = labels.get(req.key)
-    if op is model.Operator.NOT_IN:  # an absent label is "not in" any set
-        return value not in req.values
-    if value is None:
-        return False
-    if op is model.Operator.IN:
-        return value in req.values
-    # Gt / Lt compare integers as Go's strconv.ParseInt(s, 10, 64) reads them; a value that is
-    # no such integer (or not a single value) never matches.
-    if len(req.values) != 1:
-        return False
-    have, bound = parse_int64(value), parse_int64(req.values[0])
-    if have is None or bound is None:
-        return False
-    return have > bound if op is model.Operator.GT else have < bound
-
-
-def parse_int64(text: str) -> int | None:
-    """``text`` as Go's ``strconv.ParseInt(text, 10, 64)`` reads it (an optional sign, decimal
-    digits, leading zeros allowed), or None when that fails, e.g. outside the int64 range.
-    Cheap for any length: at most 19 significant digits are ever converted."""
-    if not _INTEGER.fullmatch(text):
-        return None
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > 19:
-        return None
-    number = -int(digits) if text[0] == "-" else int(digits)
-    return number if _INT64_MIN <= number <= _INT64_MAX else None
-
-
 def term_matches(term: model.SelectorTerm, node: model.Node) -> bool:
     """All requirements of the term hold; a term with none matches nothing."""
     if not term.expressions and not term.fields:
         return False
     fields = {"metadata.name": node.name}
-    return all(_requirement_holds(r, node.labels) for r in term.expressions) and all(
-        _requirement_holds(r, fields) for r in term.fields
+    return all(r.holds(node.labels) for r in term.expressions) and all(
+        r.holds(fields) for r in term.fields
     )
 
 

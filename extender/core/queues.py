@@ -96,19 +96,7 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         if any(labels.get(k) != v for k, v in self.match_labels.items()):
             return False
-        for req in self.match_expressions:
-            present = req.key in labels
-            if req.operator is model.Operator.IN:
-                ok = present and labels[req.key] in req.values
-            elif req.operator is model.Operator.NOT_IN:
-                ok = not present or labels[req.key] not in req.values
-            elif req.operator is model.Operator.EXISTS:
-                ok = present
-            else:
-                ok = not present
-            if not ok:
-                return False
-        return True
+        return all(req.holds(labels) for req in self.match_expressions)
 
 
 @dataclass(frozen=True, slots=True)
