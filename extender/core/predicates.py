@@ -32,7 +32,8 @@ REASON_AFFINITY = "node(s) didn't match Pod's node affinity"
 REASON_TOO_MANY_PODS = "Too many pods"
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
-_FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
+FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
+"""The taint effects a pod must tolerate to be placed; PreferNoSchedule is left to scoring."""
 
 _CORDONED = Rejection(Code.UNRESOLVABLE, REASON_UNSCHEDULABLE)
 _SELECTOR = Rejection(Code.UNRESOLVABLE, REASON_SELECTOR)
@@ -80,7 +81,7 @@ def matches_required_affinity(pod: model.Pod, node: model.Node) -> Rejection | N
 def tolerates_taints(pod: model.Pod, node: model.Node) -> Rejection | None:
     """Every NoSchedule/NoExecute taint must be tolerated; PreferNoSchedule is for scoring."""
     for taint in node.taints:
-        if taint.effect not in _FILTERED_EFFECTS:
+        if taint.effect not in FILTERED_EFFECTS:
             continue
         if not any(t.tolerates(taint) for t in pod.tolerations):
             shown = f"{taint.key}: {taint.value}" if taint.value else taint.key

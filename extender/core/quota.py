@@ -24,8 +24,6 @@ FlavorResource = tuple[str, str]
 
 Usage = Mapping[FlavorResource, int]
 
-_FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
-
 
 class QuotaBook:
     """Usage per ClusterQueue and per cohort, kept incrementally for O(1) availability."""
@@ -186,7 +184,7 @@ def flavor_conflict(flavor: queues.ResourceFlavor, pod: model.Pod) -> str:
         if not satisfiable:
             return "required node affinity conflicts with the flavor's node labels"
     for taint in flavor.node_taints:
-        if taint.effect in _FILTERED_EFFECTS and not any(
+        if taint.effect in predicates.FILTERED_EFFECTS and not any(
             t.tolerates(taint) for t in pod.tolerations
         ):
             return f"taint {{{taint.key}: {taint.value}}} of the flavor is not tolerated"
