@@ -164,7 +164,7 @@ class FeasibilityCache:
         judge: Judge,
         *,
         view: cluster.ClusterState,
-    ) -> predicates.Sorted:
+    ) -> predicates.FilterOutcome:
         """Filter's answer for ``names``, judging only nodes changed since the entry was last
         used or new to it.  With no offered node rejected, ``passed`` is ``names`` itself.
 
@@ -202,7 +202,7 @@ class FeasibilityCache:
         passed, failed, unresolvable = verdicts.passed, verdicts.failed, verdicts.unresolvable
         if passed.issuperset(names):  # the common answer, in one pass
             self._count(miss=False, rechecked=again)
-            return predicates.Sorted(names, {}, {})
+            return predicates.FilterOutcome(names, {}, {})
         fresh = set(names).difference(passed, failed, unresolvable)
         nodes = view.nodes
         for name in fresh:
@@ -212,9 +212,9 @@ class FeasibilityCache:
         hit_failed = failed.keys() & names
         hit_unresolvable = unresolvable.keys() & names
         if not hit_failed and not hit_unresolvable:
-            return predicates.Sorted(names, {}, {})
+            return predicates.FilterOutcome(names, {}, {})
         hit = hit_failed | hit_unresolvable
-        return predicates.Sorted(
+        return predicates.FilterOutcome(
             [name for name in names if name not in hit],
             {name: failed[name] for name in hit_failed},
             {name: unresolvable[name] for name in hit_unresolvable},

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 from extender.core import model, resources
 
@@ -117,17 +116,18 @@ def check(pod: model.Pod, node: model.Node, used: resources.ResourceList) -> Rej
     return check_static(pod, node) or fits_resources(pod.requests, node, used)
 
 
-class Sorted(NamedTuple):
+@dataclass(slots=True)
+class FilterOutcome:
     """Nodes sorted by verdict, as filter answers: ``passed`` in the offered order, and the
     reason of every rejected node, split by whether preemption could help."""
 
-    passed: list[str]
-    failed: dict[str, str]
+    passed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
     """Unschedulable: freeing capacity could make the node fit."""
-    unresolvable: dict[str, str]
+    unresolvable: dict[str, str] = field(default_factory=dict)
 
 
-def sort(names: Iterable[str], judge: Callable[[str], Rejection | None]) -> Sorted:
+def sort(names: Iterable[str], judge: Callable[[str], Rejection | None]) -> FilterOutcome:
     """Judge each named node once and sort it into passed, failed or unresolvable."""
     passed: list[str] = []
     failed: dict[str, str] = {}
@@ -140,4 +140,4 @@ def sort(names: Iterable[str], judge: Callable[[str], Rejection | None]) -> Sort
             unresolvable[name] = verdict.reason
         else:
             failed[name] = verdict.reason
-    return Sorted(passed, failed, unresolvable)
+    return FilterOutcome(passed, failed, unresolvable)

@@ -28,6 +28,7 @@ from extender.core import (
     resources,
     scoring,
 )
+from extender.core.predicates import FilterOutcome
 from extender.service import gangs, queues
 from extender.service.ports import (
     ApiError,
@@ -36,7 +37,6 @@ from extender.service.ports import (
     Clock,
     Conflict,
     Evictor,
-    FilterOutcome,
     NotFound,
     Notifier,
     NotReady,
@@ -375,7 +375,7 @@ class ExtenderService:
         try:
             outcome = self.gangs.filter(pod, node_names)
             if outcome is None:
-                outcome = FilterOutcome(*self._judge(pod, node_names, node_objects))
+                outcome = self._judge(pod, node_names, node_objects)
             elif node_objects is None:
                 self._check_names(node_names)
         except (KeyError, TypeError):
@@ -425,7 +425,7 @@ class ExtenderService:
         pod: model.Pod,
         node_names: Sequence[str],
         node_objects: Mapping[str, model.Node] | None,
-    ) -> predicates.Sorted:
+    ) -> FilterOutcome:
         if node_objects is not None:  # never cached: the objects are the request's
 
             def judge_object(name: str) -> predicates.Rejection | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from extender import metrics
 from extender.core import cluster, gang, model, predicates
-from extender.service.ports import Binder, BindError, Clock, FilterOutcome, Notifier, Victims
+from extender.service.ports import Binder, BindError, Clock, Notifier, Victims
 from extender.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class GangCoordinator:
     def _pending(self, group: Group) -> list[model.Pod]:
         return [p for uid, p in group.members.items() if uid not in group.bound]
 
-    def filter(self, pod: model.Pod, node_names: Sequence[str]) -> FilterOutcome | None:
+    def filter(self, pod: model.Pod, node_names: Sequence[str]) -> predicates.FilterOutcome | None:
         """The verdict for a gang member, or None when the pod is not (or no longer) gated."""
         group = self.observe(pod)
         if group is None:
@@ -237,9 +237,9 @@ class GangCoordinator:
 
     def _wait(
         self, group: Group, node_names: Sequence[str], reason: str, phase: Phase = Phase.WAITING
-    ) -> FilterOutcome:
+    ) -> predicates.FilterOutcome:
         self._set_phase(group, phase, reason)
-        return FilterOutcome(unresolvable=dict.fromkeys(node_names, reason))
+        return predicates.FilterOutcome(unresolvable=dict.fromkeys(node_names, reason))
 
     def _set_phase(self, group: Group, phase: Phase, reason: str) -> None:
         """Record the group's state; a change of phase is an Event on every member (a new
@@ -317,7 +317,9 @@ class GangCoordinator:
         )
         self.notifier.nudge([p for p in to_place if exclude is None or p.uid != exclude.uid])
 
-    def _steer(self, group: Group, pod: model.Pod, node_names: Sequence[str]) -> FilterOutcome:
+    def _steer(
+        self, group: Group, pod: model.Pod, node_names: Sequence[str]
+    ) -> predicates.FilterOutcome:
         """Pass only the planned node; if it was not offered, move the member's reservation to
         an offered node that fits (same domain first), else release the plan."""
         planned = group.plan[pod.uid]
@@ -358,8 +360,8 @@ class GangCoordinator:
         return inside + [n for n in node_names if n not in chosen]
 
     @staticmethod
-    def _only(node: str, node_names: Sequence[str], reason: str) -> FilterOutcome:
-        return FilterOutcome(
+    def _only(node: str, node_names: Sequence[str], reason: str) -> predicates.FilterOutcome:
+        return predicates.FilterOutcome(
             passed=[node], unresolvable={n: reason for n in node_names if n != node}
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from extender.core import model
@@ -102,13 +102,6 @@ def api_error(status: int, message: str) -> ApiError:
 
 class BindError(RuntimeError):
     """A bind that was refused or failed; the message goes back to the scheduler."""
-
-
-@dataclass(slots=True)
-class FilterOutcome:
-    passed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    unresolvable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

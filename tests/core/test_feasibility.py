@@ -36,7 +36,7 @@ class Recorder:
 
 def _filter(
     cache: feasibility.FeasibilityCache, rec: Recorder, names: list[str], sig: str = "sig"
-) -> predicates.Sorted:
+) -> predicates.FilterOutcome:
     return cache.filter(sig, names, rec.judge, view=rec.view)
 
 
