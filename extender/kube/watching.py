@@ -47,6 +47,9 @@ instead of resuming: whatever is wrong with resuming from that version, a list s
 FAILING_GRACE_SECONDS = 3.0
 """How long a watch may fail before ``/readyz`` says so (a dropped connection that resumes at
 once is no outage)."""
+THREAD_CHECK_SECONDS = 1.0
+"""How often the source checks that its watch threads still run (they end only when stopped;
+one that ended anyway makes the source fail, and its supervisor start it anew)."""
 OPENED = "OPENED"
 """The event type a watcher yields when the API server accepted the watch (not from the API)."""
 
@@ -96,17 +99,26 @@ class Reflector(Generic[T]):
         self.clock = clock
         self.jitter = jitter
         self.version = ""
+        self.thread: threading.Thread | None = None
         self.failing_since: float | None = None
         """When the current run of failures began (None while the watch works)."""
         self.last_error = ""
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name=f"watch-{self.resource}", daemon=True)
-        thread.start()
-        return thread
+        self.thread = threading.Thread(target=self.run, name=f"watch-{self.resource}", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    @property
+    def ended(self) -> bool:
+        """The thread ended although nobody stopped it (``run`` never returns otherwise)."""
+        thread = self.thread
+        return thread is not None and not thread.is_alive() and not self.stopped.is_set()
 
     def problem(self) -> str:
         """Why this watch does not keep the view current now, or "" while it does."""
+        if self.ended:
+            return f"{self.resource}: watch thread ended"
         if not self.listed.is_set():
             return f"{self.resource}: not listed yet"
         since = self.failing_since
@@ -404,7 +416,10 @@ class KubeSource:
                 await reflector.listed.wait()
             feed.mark_synced()
             log.info("cluster view synced")
-            await asyncio.Event().wait()  # runs until cancelled
+            while not any(reflector.ended for reflector in reflectors):
+                await asyncio.sleep(THREAD_CHECK_SECONDS)
+            ended = ", ".join(r.resource for r in reflectors if r.ended)
+            raise RuntimeError(f"watch thread(s) ended: {ended}")  # the supervisor starts anew
         finally:
             for reflector in reflectors:
                 reflector.stopped.set()

@@ -491,3 +491,25 @@ async def test_a_handler_that_raises_skips_that_change_and_the_next_ones_apply()
     reflector.step()
     await settle()
     assert seen and "api-1-uid" not in seen
+
+
+class Crash(BaseException):
+    """Not an Exception: nothing in the reflector's loop catches it."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_watch_thread_that_ended_unstopped_is_reported() -> None:
+    state = cluster.ClusterState()
+    reflector = pod_reflector(state, FakeLister("pods-list.json"), FakeWatcher())
+
+    def watcher(version: str) -> Iterator[dict[str, Any]]:
+        raise Crash("the thread dies")
+
+    reflector.watcher = watcher
+    reflector.start().join(5)
+    await settle()
+    assert reflector.ended and reflector.problem() == "pods: watch thread ended"
+    stopped = pod_reflector(state, FakeLister("pods-list.json"), FakeWatcher())
+    stopped.stopped.set()
+    stopped.start().join(5)
+    assert not stopped.ended, "a stopped reflector's thread ends as it should"
