@@ -11,7 +11,8 @@ import asyncio
 import logging
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -166,9 +167,17 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 Background = dict[str, background.Run]
 
 
-def _build(args: argparse.Namespace, settings: Settings) -> tuple[ExtenderService, Background]:
-    """The service on its cluster (simulated, nodes generated or from a file, or live), and
-    the background work that keeps it current."""
+@dataclass(frozen=True)
+class Built:
+    service: ExtenderService
+    work: Background
+    """The background work that keeps the service current."""
+    closers: tuple[Callable[[], None], ...] = ()
+    """What to close at shutdown."""
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> Built:
+    """The service on its cluster: simulated (nodes generated or from a file) or live."""
     state = cluster.ClusterState()
     if args.simulate_nodes is not None or args.nodes_file is not None:
         nodes = (
@@ -186,7 +195,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[ExtenderServic
         evictor.feed = service
         simulation.SimulatedCluster(nodes).populate(service)
         log.info("simulated cluster with %d nodes", len(nodes))
-        return service, _with_queues(service, settings, {})
+        return Built(service, _with_queues(service, settings, {}))
     from extender.kube import binding, client, evicting, notifying, watching
 
     connection = client.connect(kubeconfig=args.kubeconfig, in_cluster=args.in_cluster)
@@ -199,7 +208,8 @@ def _build(args: argparse.Namespace, settings: Settings) -> tuple[ExtenderServic
     )
     source = watching.KubeSource(connection, service)
     service.add_readiness_check(source.problem)
-    return service, _with_queues(service, settings, {"cluster-source": source.run})
+    work = _with_queues(service, settings, {"cluster-source": source.run})
+    return Built(service, work, closers=(connection.close,))
 
 
 def _with_queues(service: ExtenderService, settings: Settings, work: Background) -> Background:
@@ -230,8 +240,13 @@ def _install_uvloop() -> None:
 
 def serve(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    service, work = _build(args, settings)
-    app = make_app(service, background_work=work, max_body_bytes=settings.max_body_bytes)
+    built = _build(args, settings)
+    app = make_app(
+        built.service,
+        background_work=built.work,
+        closers=built.closers,
+        max_body_bytes=settings.max_body_bytes,
+    )
     _install_uvloop()
     web.run_app(
         app,

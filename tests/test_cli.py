@@ -87,9 +87,9 @@ def _build(*argv: str):
 def test_queues_file_is_loaded_at_start_and_watched(tmp_path):
     path = tmp_path / "queues.yaml"
     path.write_text(QUEUES)
-    service, source = _build("--queues", str(path))
-    assert list(service.queues.config.cluster_queues) == ["cluster-queue"]
-    assert source is not None  # the file watcher runs next to the (simulated) cluster
+    built = _build("--queues", str(path))
+    assert list(built.service.queues.config.cluster_queues) == ["cluster-queue"]
+    assert list(built.work) == ["queues-file"]  # the file watcher runs beside the simulation
 
 
 def test_an_invalid_queues_file_stops_the_server_with_the_field(tmp_path):
@@ -100,6 +100,7 @@ def test_an_invalid_queues_file_stops_the_server_with_the_field(tmp_path):
 
 
 def test_without_queues_the_simulation_needs_no_background_work():
-    service, work = _build()
-    assert work == {}
+    built = _build()
+    service = built.service
+    assert built.work == {} and built.closers == ()
     assert service.queues.config.cluster_queues == {}

@@ -36,6 +36,12 @@ class Connection:
     core: client.CoreV1Api
     executor: ThreadPoolExecutor
 
+    def close(self) -> None:
+        """At shutdown: API calls not started yet (Events, nudges) are dropped, and the worker
+        threads end after the calls under way, so the process need not wait for a queue of
+        calls to an API server that may be gone."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
 
 def connect(*, kubeconfig: str | None = None, in_cluster: bool = False) -> Connection:
     """Load credentials and build the client.  Without either argument: in-cluster when running

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -27,8 +27,11 @@ def make_app(
     service: ExtenderService,
     *,
     background_work: Mapping[str, background.Run] | None = None,
+    closers: Sequence[Callable[[], None]] = (),
     max_body_bytes: int = 32 * 2**20,
 ) -> web.Application:
+    """The app; ``closers`` run at shutdown, after the background work has stopped (e.g. the
+    API client's worker threads)."""
     app = web.Application(middlewares=[middlewares.extender_errors], client_max_size=max_body_bytes)
     app[keys.SERVICE] = service
     app[keys.BODY_READ_TIMEOUT] = service.settings.body_read_timeout_seconds
@@ -45,12 +48,12 @@ def make_app(
         "housekeeping": background.every(HOUSEKEEPING_SECONDS, service.housekeep),
         **(background_work or {}),
     }
-    app.cleanup_ctx.append(_run_in_background(work))
+    app.cleanup_ctx.append(_run_in_background(work, closers))
     return app
 
 
 def _run_in_background(
-    work: Mapping[str, background.Run],
+    work: Mapping[str, background.Run], closers: Sequence[Callable[[], None]]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         tasks = [
@@ -63,5 +66,7 @@ def _run_in_background(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for close in closers:
+            close()
 
     return context

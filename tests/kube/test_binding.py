@@ -285,3 +285,14 @@ def test_a_server_certificate_from_another_ca_is_still_refused(tls_api, tmp_path
         binding.KubeBinder(connection)._bind(builders.pod("p", uid="u"), "n1")
     assert tls_api.seen == []
     connection.executor.shutdown()
+
+
+def test_closing_the_connection_drops_api_calls_not_started(connection):
+    release = threading.Event()
+    calls = [
+        connection.executor.submit(release.wait, 5) for _ in range(kube_client.API_THREADS + 6)
+    ]
+    connection.close()
+    release.set()
+    assert sum(call.cancelled() for call in calls) == 6, "the queued calls are dropped"
+    assert all(call.result() for call in calls if not call.cancelled()), "running calls finish"
