@@ -219,9 +219,9 @@ def _with_queues(service: ExtenderService, settings: Settings, work: Background)
         return work
     watcher = queuefile.QueueFile(
         Path(settings.queues_file),
-        service.queues.configure,
+        service.admission.configure,
         interval=settings.queues_poll_seconds,
-        rejected=service.queues.config_rejected,
+        rejected=service.admission.config_rejected,
     )
     try:
         watcher.load_now()

@@ -101,16 +101,16 @@ def run(workloads: int, queue_count: int, cpu_each: int, samples: int) -> dict[s
     )
     state.replace_nodes(simulation.generated_nodes(10))
     state.mark_synced()
-    service.queues.configure(queue_config(queue_count, cpu_each))
+    service.admission.configure(queue_config(queue_count, cpu_each))
     pods = [pod(i, i % queue_count) for i in range(workloads)]
     for p in pods:
         service.apply_pod(p)  # type: ignore[arg-type]
 
     started = time.perf_counter()
-    service.queues.run_cycle()
+    service.admission.run_cycle()
     full_cycle = time.perf_counter() - started
-    admitted = len(service.queues.admissions)
-    pending = [p for p in pods if p.uid not in service.queues.charges]  # type: ignore[attr-defined]
+    admitted = len(service.admission.ledger.admissions)
+    pending = [p for p in pods if p.uid not in service.admission.ledger.charges]  # type: ignore[attr-defined]
 
     quiet, after_finish = [], []
     names = list(state.nodes)
@@ -119,8 +119,8 @@ def run(workloads: int, queue_count: int, cpu_each: int, samples: int) -> dict[s
         t0 = time.perf_counter()
         service.filter(target, names)  # type: ignore[arg-type]
         quiet.append(time.perf_counter() - t0)
-        done = next(iter(service.queues.charges))
-        finished = service.queues.pods[done]
+        done = next(iter(service.admission.ledger.charges))
+        finished = service.admission.waiting.pods[done]
         service.remove_pod(finished)
         t0 = time.perf_counter()
         service.filter(target, names)  # type: ignore[arg-type]

@@ -235,3 +235,13 @@ def binding_args(pod: dict[str, Any], node: str, *, uid: str | None = None) -> d
 def load_payload(name: str) -> Any:
     """A stored wire example from ``tests/payloads``."""
     return json.loads((PAYLOADS / name).read_text())
+
+
+def workload_key(text: str) -> model.WorkloadKey:
+    """The key whose ``str()`` is ``text`` (``pod/ns/name``, ``gang/ns/workload/group``,
+    ``job/ns/name``, with an optional ``#grown``): tests name workloads as people read them."""
+    base, grown, _ = text.partition("#grown")
+    kind, namespace, name, *group = base.split("/")
+    return model.WorkloadKey(
+        model.WorkloadKind(kind), namespace, name, "/".join(group), grown=bool(grown)
+    )

@@ -88,7 +88,7 @@ def test_queues_file_is_loaded_at_start_and_watched(tmp_path):
     path = tmp_path / "queues.yaml"
     path.write_text(QUEUES)
     built = _build("--queues", str(path))
-    assert list(built.service.queues.config.cluster_queues) == ["cluster-queue"]
+    assert list(built.service.admission.config.cluster_queues) == ["cluster-queue"]
     assert list(built.work) == ["queues-file"]  # the file watcher runs beside the simulation
 
 
@@ -103,4 +103,4 @@ def test_without_queues_the_simulation_needs_no_background_work():
     built = _build()
     service = built.service
     assert built.work == {} and built.closers == ()
-    assert service.queues.config.cluster_queues == {}
+    assert service.admission.config.cluster_queues == {}

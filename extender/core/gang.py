@@ -37,6 +37,12 @@ class GroupKey:
         base = f"{self.namespace}/{self.workload}/{self.pod_group}"
         return f"{base}/{self.replica_key}" if self.replica_key else base
 
+    @property
+    def workload_key(self) -> model.WorkloadKey:
+        """The key the group is admitted under, when it is a gang."""
+        group = f"{self.pod_group}/{self.replica_key}" if self.replica_key else self.pod_group
+        return model.WorkloadKey(model.WorkloadKind.GANG, self.namespace, self.workload, group)
+
 
 @dataclass(frozen=True, slots=True)
 class Membership:

@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from extender.core import model
+
 ACTIVE_ANNOTATION = "muster.dev/active"
 """``"false"`` on a workload's pods (or its Workload object) deactivates it."""
 REQUEUE_COUNT_ANNOTATION = "muster.dev/requeue-count"
@@ -145,7 +147,7 @@ class Condition:
 class Record:
     """One workload's lifecycle: what ``GET /debug/workloads`` shows and what is persisted."""
 
-    key: str
+    key: model.WorkloadKey
     namespace: str
     status: Status = Status.PENDING
     conditions: dict[str, Condition] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from extender.core import resources
 
@@ -139,6 +140,50 @@ class WorkloadRef:
     name: str
     pod_group: str
     replica_key: str = ""
+
+
+class WorkloadKind(enum.StrEnum):
+    POD = "pod"
+    """A queued pod admitted on its own."""
+    GANG = "gang"
+    """A pod group admitted whole."""
+    JOB = "job"
+    """An elastic Job's pods, admitted as one workload that may grow and shrink."""
+
+
+class WorkloadKey(NamedTuple):
+    """What is admitted as a whole, as Kueue's ``workload.Reference`` names it: typed parts,
+    never a string taken apart.  ``str()`` is the name people read (Events, ``/debug``):
+    ``pod/<ns>/<pod>``, ``gang/<ns>/<workload>/<group>``, ``job/<ns>/<job>``, and
+    ``#grown`` after the pending part of an admitted elastic Job that grew.
+
+    A tuple, not a dataclass: one is made per queued pod and filter call, and a tuple is
+    built and hashed several times faster."""
+
+    kind: WorkloadKind
+    namespace: str
+    name: str
+    """The pod's, the Job's or the gang's Workload's name."""
+    group: str = ""
+    """Gangs: the pod group, with ``/<replica key>`` when the group is replicated."""
+    grown: bool = False
+    """The pods an admitted elastic workload added, waiting for quota of their own."""
+
+    def __str__(self) -> str:
+        text = f"{self.kind.value}/{self.namespace}/{self.name}"
+        if self.group:
+            text = f"{text}/{self.group}"
+        return f"{text}#grown" if self.grown else text
+
+    @property
+    def admitted(self) -> WorkloadKey:
+        """The key of the admission this workload belongs to (itself, unless it grew)."""
+        return self._replace(grown=False) if self.grown else self
+
+    @property
+    def growth(self) -> WorkloadKey:
+        """The key of the pods this admitted workload adds."""
+        return self._replace(grown=True)
 
 
 @dataclass(frozen=True, slots=True)

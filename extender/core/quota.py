@@ -282,7 +282,7 @@ def assign(
 class Admitted:
     """An admitted workload as preemption sees it."""
 
-    key: str
+    key: model.WorkloadKey
     cluster_queue: str
     priority: int
     created: float
@@ -329,7 +329,7 @@ def preemption_targets(
     created: float,
     admitted: Sequence[Admitted],
     book: QuotaBook,
-    exclude: Set[str] = frozenset(),
+    exclude: Set[model.WorkloadKey] = frozenset(),
 ) -> list[Target]:
     """The admitted workloads to evict so that ``assignment`` fits, each with its reason, or
     [] when no allowed set of victims makes room.

@@ -29,7 +29,7 @@ from extender.core import (
     scoring,
 )
 from extender.core.predicates import FilterOutcome
-from extender.service import gangs, queues
+from extender.service import admission, gangs
 from extender.service.ports import (
     ApiError,
     Binder,
@@ -104,9 +104,15 @@ class ExtenderService:
         )
         metrics.feasibility_cache.reading = self._cache_reading
         self.gangs = gangs.GangCoordinator(
-            state=state, binder=binder, notifier=self.notifier, settings=settings, clock=clock
+            state=state,
+            binder=binder,
+            notifier=self.notifier,
+            settings=settings,
+            placement=self,
+            capacity_freed=self._retry_turned_away,
+            clock=clock,
         )
-        self.queues = queues.QueueManager(
+        self.admission = admission.QueueAdmission(
             gangs=self.gangs,
             notifier=self.notifier,
             evictor=evictor,
@@ -114,9 +120,6 @@ class ExtenderService:
             clock=clock,
             replicate_labels=settings.replicate_labels,
         )
-        self.gangs.may_place = self.queues.may_place
-        self.gangs.constrain = self.queues.constrain
-        self.gangs.capacity_freed = self._retry_turned_away
         # Pods whose last filter passed no node for lack of room (uid -> (pod, when)), oldest
         # first, at most ``remembered_pods``.
         self._turned_away: dict[str, tuple[model.Pod, float]] = {}
@@ -153,6 +156,14 @@ class ExtenderService:
     def _node_labels(self, name: str) -> Mapping[str, str] | None:
         state = self.state.nodes.get(name)
         return state.node.labels if state is not None else None
+
+    # -- placement policy (asked by gang planning) -------------------------------------------
+
+    def may_place(self, pod: model.Pod) -> bool:
+        return self.admission.may_place(pod)
+
+    def constrain(self, pod: model.Pod) -> model.Pod:
+        return self.admission.constrain(pod)
 
     def add_readiness_check(self, check: Callable[[], str]) -> None:
         """``check`` returns why the view is not current now ("" while it is): the watches."""
@@ -194,14 +205,14 @@ class ExtenderService:
         for uid in list(self.gangs.group_of):
             if uid not in fresh and uid not in young:
                 self.gangs.forget(uid)
-        for uid in list(self.queues.pods):
+        for uid in list(self.admission.waiting.pods):
             if uid not in fresh and uid not in young:
-                self.queues.forget(uid)
+                self.admission.forget(uid)
         self.state.replace_pods(pods)
         for pod in pods:
             self.gangs.observe(pod)
         for pod in pods:
-            self.queues.observe(pod)
+            self.admission.observe(pod)
         if self.state.synced:  # a relist: the scheduler may have given up on pods meanwhile
             self._retry_unschedulable()
 
@@ -209,16 +220,16 @@ class ExtenderService:
         self._tentative.pop(pod.uid, None)
         self.state.upsert_pod(pod)
         self.gangs.observe(pod)
-        self.queues.observe(pod)
+        self.admission.observe(pod)
 
     def replace_namespaces(self, namespaces: Sequence[model.Namespace]) -> None:
-        self.queues.set_namespaces(namespaces)
+        self.admission.set_namespaces(namespaces)
 
     def apply_namespace(self, namespace: model.Namespace) -> None:
-        self.queues.set_namespace(namespace)
+        self.admission.set_namespace(namespace)
 
     def remove_namespace(self, namespace: model.Namespace) -> None:
-        self.queues.delete_namespace(namespace.name)
+        self.admission.delete_namespace(namespace.name)
 
     def remove_pod(self, pod: model.Pod) -> None:
         """The pod is deleted: forget it everywhere, and remember that it was."""
@@ -230,7 +241,7 @@ class ExtenderService:
     def _forget(self, uid: str) -> None:
         """Drop a pod from gangs, quota and every memory of scheduler calls about it."""
         self.gangs.forget(uid)
-        self.queues.forget(uid)
+        self.admission.forget(uid)
         self.state.forget(uid)
         self._turned_away.pop(uid, None)
         self._seen.pop(uid, None)
@@ -241,11 +252,11 @@ class ExtenderService:
                 self.gangs.delete_workload(*key)
         for workload in workloads:
             self.gangs.set_workload(workload)
-            self.queues.workload_changed(workload)
+            self.admission.workload_changed(workload)
 
     def apply_workload(self, workload: gang.Workload) -> None:
         self.gangs.set_workload(workload)
-        self.queues.workload_changed(workload)
+        self.admission.workload_changed(workload)
 
     def remove_workload(self, workload: gang.Workload) -> None:
         self.gangs.delete_workload(workload.namespace, workload.name)
@@ -360,11 +371,11 @@ class ExtenderService:
             return FilterOutcome(unresolvable=dict.fromkeys(node_names, gone))
         if pod.uid not in self.state.pods and pod.uid not in self._tentative:
             self._tentative[pod.uid] = self.clock()
-        if self.queues.queue_of(pod):
+        if admission.queue_of(pod):
             # A queued gang member must be in its group before its workload is decided, or a
             # member the watch has not delivered yet would be admitted alone.
             self.gangs.observe(pod)
-        verdict = self.queues.filter(pod)
+        verdict = self.admission.filter(pod)
         if verdict is not None and verdict.reason:
             if node_objects is None:
                 self._check_names(node_names)  # a waiting pod's answer names every node
@@ -455,7 +466,7 @@ class ExtenderService:
     ) -> scoring.Scores:
         """Score each node 0..10 with the configured strategy (names as in ``filter``)."""
         self._require_ready()
-        pod = self.queues.constrain(pod)  # the same cache entry as its filter call
+        pod = self.admission.constrain(pod)  # the same cache entry as its filter call
         strategy, requests = self.settings.scoring, pod.requests
         if node_objects is not None:
             return scoring.Scores(
@@ -531,7 +542,7 @@ class ExtenderService:
         # 1. re-check the fit: the scheduler filters the next pod before this bind arrives, so
         #    two pods may have passed muster's filter on the same last free room;
         state = self.state.nodes[node_name]
-        misfit = predicates.check(self.queues.constrain(pod), state.node, state.used)
+        misfit = predicates.check(self.admission.constrain(pod), state.node, state.used)
         if misfit is not None:
             metrics.binds.labels("refused").inc()
             self._turn_away(pod)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from extender import metrics
 from extender.core import cluster, gang, model, predicates
-from extender.service.ports import Binder, BindError, Clock, Notifier, Victims
+from extender.service.ports import Binder, BindError, Clock, Notifier, Placement, Victims
 from extender.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class GangCoordinator:
         binder: Binder,
         notifier: Notifier,
         settings: Settings,
+        placement: Placement,
+        capacity_freed: Callable[[], None],
         clock: Clock = time.monotonic,
     ) -> None:
         self.state = state
@@ -97,11 +99,9 @@ class GangCoordinator:
         self.group_of: dict[str, gang.GroupKey] = {}
         self.workloads: dict[tuple[str, str], gang.Workload] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.may_place: Callable[[model.Pod], bool] = lambda pod: True
-        """Whether a member's workload may take capacity yet (quota admission decides)."""
-        self.constrain: Callable[[model.Pod], model.Pod] = lambda pod: pod
-        """A member as placement must see it (with its admitted flavor's node labels)."""
-        self.capacity_freed: Callable[[], None] = lambda: None
+        self.placement = placement
+        """Quota admission: whether a member may take capacity yet, and on which flavor."""
+        self.capacity_freed = capacity_freed
         """Called when a reservation is let go, so pods turned away for room can retry."""
         state.on_bound_change(self._bound_changed)
         state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
@@ -134,6 +134,13 @@ class GangCoordinator:
             default_timeout=self.settings.gang_timeout_seconds,
         )
         return group
+
+    def policy(self, key: gang.GroupKey) -> gang.Policy | None:
+        group = self.groups.get(key)
+        return group.policy if group is not None else None
+
+    def workload(self, namespace: str, name: str) -> gang.Workload | None:
+        return self.workloads.get((namespace, name))
 
     def member(self, uid: str) -> model.Pod | None:
         """The latest copy of a member pod."""
@@ -283,7 +290,7 @@ class GangCoordinator:
                 and len(g.members) >= g.policy.min_count
                 and len(g.bound) < g.policy.min_count
                 and (-g.priority, g.created) < rank
-                and any(self.may_place(p) for p in g.members.values())
+                and any(self.placement.may_place(p) for p in g.members.values())
             ),
             key=lambda g: (-g.priority, g.created),
         )
@@ -296,7 +303,7 @@ class GangCoordinator:
         if not group.quorum_at:
             group.quorum_at = now
             metrics.gang_quorum_seconds.observe(max(0.0, now - group.first_seen))
-        to_place = [self.constrain(p) for p in self._to_place(group)]
+        to_place = [self.placement.constrain(p) for p in self._to_place(group)]
         started = time.perf_counter()
         result = gang.plan(to_place, self.state, topology_keys=self.settings.topology_keys)
         metrics.gang_plan_seconds.observe(time.perf_counter() - started)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from extender.core import model
+from extender.core import gang, model
 
 
 class Binder(Protocol):
@@ -33,6 +33,26 @@ class Notifier(Protocol):
     def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
         """Set annotations on the pod (an empty value removes one): state that must outlive
         the process."""
+
+
+class GangView(Protocol):
+    """What queue admission reads of the pod groups (``service.gangs`` keeps them)."""
+
+    def policy(self, key: gang.GroupKey) -> gang.Policy | None:
+        """The group's policy (None: no member of it seen yet)."""
+
+    def workload(self, namespace: str, name: str) -> gang.Workload | None:
+        """The Workload object of that name, if it exists."""
+
+
+class Placement(Protocol):
+    """What gang planning asks quota admission before it places members."""
+
+    def may_place(self, pod: model.Pod) -> bool:
+        """Whether the pod may take capacity yet: it bypasses quota, or it is admitted."""
+
+    def constrain(self, pod: model.Pod) -> model.Pod:
+        """The pod as placement must see it: with its admitted flavor's node labels."""
 
 
 class QuietNotifier:

@@ -11,14 +11,14 @@ from extender.web import keys
 
 
 async def queues(request: web.Request) -> web.Response:
-    view = request.app[keys.SERVICE].queues.describe()
+    view = request.app[keys.SERVICE].admission.describe()
     return web.Response(
         body=orjson.dumps(view, option=orjson.OPT_INDENT_2), content_type="application/json"
     )
 
 
 async def workloads(request: web.Request) -> web.Response:
-    view = request.app[keys.SERVICE].queues.lifecycle.describe()
+    view = request.app[keys.SERVICE].admission.lifecycle.describe()
     return web.Response(
         body=orjson.dumps({"workloads": view}, option=orjson.OPT_INDENT_2),
         content_type="application/json",

@@ -41,7 +41,12 @@ def workload(
 ) -> queueing.Workload:
     pod = builders.pod(name, cpu=cpu, namespace=namespace)
     return queueing.Workload(
-        f"pod/{namespace}/{name}", namespace, f"{cq}-lq", priority, created, (pod,)
+        builders.workload_key(f"pod/{namespace}/{name}"),
+        namespace,
+        f"{cq}-lq",
+        priority,
+        created,
+        (pod,),
     )
 
 
@@ -59,7 +64,7 @@ def run(config, pending, *, book=None, admitted=(), **kwargs):
 
 
 def names(decisions: queueing.Decisions) -> list[str]:
-    return [w.key.rsplit("/", 1)[1] for w, _, _ in decisions.admitted]
+    return [w.key.name for w, _, _ in decisions.admitted]
 
 
 def test_quota_of_nine_cpus_admits_nine_one_cpu_workloads_and_the_tenth_waits():
@@ -68,8 +73,12 @@ def test_quota_of_nine_cpus_admits_nine_one_cpu_workloads_and_the_tenth_waits():
     decisions, book = run(config, pending)
     assert names(decisions) == [f"p{i}" for i in range(9)]
     assert book.used("cq", ("default", "cpu")) == 9000
-    waiting = decisions.pending["pod/ns/p9"]
-    assert waiting.cluster_queue == "cq" and (waiting.position, waiting.queued) == (1, 1)
+    waiting = decisions.pending[builders.workload_key("pod/ns/p9")]
+    assert (
+        waiting.cluster_queue == "cq"
+        and waiting.position == 1
+        and decisions.lines["cq"].length == 1
+    )
     assert waiting.reason == "cpu 1 requested, 0 of 9 free in flavor default"
 
 
@@ -82,7 +91,7 @@ def test_higher_priority_goes_first_then_older():
     ]
     decisions, _ = run(config, pending)
     assert names(decisions) == ["urgent", "old"]
-    assert decisions.pending["pod/ns/new"].position == 1
+    assert decisions.pending[builders.workload_key("pod/ns/new")].position == 1
 
 
 def test_strict_fifo_blocks_behind_an_inadmissible_head_best_effort_does_not():
@@ -96,9 +105,10 @@ def test_strict_fifo_blocks_behind_an_inadmissible_head_best_effort_does_not():
         assert names(decisions) == expected, strategy
         if strategy == "StrictFIFO":
             assert (
-                decisions.pending["pod/ns/small"].reason == "waiting behind pod/ns/big (StrictFIFO)"
+                decisions.pending[builders.workload_key("pod/ns/small")].reason
+                == "waiting behind pod/ns/big (StrictFIFO)"
             )
-            assert decisions.pending["pod/ns/small"].position == 2
+            assert decisions.pending[builders.workload_key("pod/ns/small")].position == 2
 
 
 def test_borrowing_unused_quota_of_the_cohort():
@@ -121,7 +131,7 @@ def test_a_queue_gets_its_nominal_quota_before_others_borrow_it():
     book.add("a", {("default", "cpu"): 2000})
     decisions, _ = run(config, pending, book=book)
     assert names(decisions) == ["b-owner"]
-    assert "0 of 2 free" in decisions.pending["pod/ns/a-borrower"].reason
+    assert "0 of 2 free" in decisions.pending[builders.workload_key("pod/ns/a-borrower")].reason
 
 
 def test_workloads_that_cannot_be_queued_say_why():
@@ -148,7 +158,7 @@ def test_workloads_that_cannot_be_queued_say_why():
     ]
     decisions, _ = run(config, pending)
     assert decisions.admitted == []
-    reasons = {k.rsplit("/", 1)[1]: p.reason for k, p in decisions.pending.items()}
+    reasons = {k.name: p.reason for k, p in decisions.pending.items()}
     assert reasons == {
         "held": "ClusterQueue cq is stopped (Hold)",
         "lost": "LocalQueue ns/missing-lq not found",
@@ -160,16 +170,21 @@ def test_workloads_that_cannot_be_queued_say_why():
 def test_a_preemptor_names_its_victims_once():
     config = setup("cq:4|preemption: {withinClusterQueue: LowerPriority}")
     book = quota.QuotaBook(config)
-    victim = quota.Admitted("pod/ns/low", "cq", -5, 0.0, 0.0, {("default", "cpu"): 4000})
+    victim = quota.Admitted(
+        builders.workload_key("pod/ns/low"), "cq", -5, 0.0, 0.0, {("default", "cpu"): 4000}
+    )
     book.add("cq", victim.usage)
     high = workload("high", "cq", "3", priority=10)
     decisions, _ = run(config, [high], book=book, admitted=[victim])
-    assert [(w.key, [t.victim.key for t in vs]) for w, vs in decisions.preemptions] == [
+    assert [(str(w.key), [str(t.victim.key) for t in vs]) for w, vs in decisions.preemptions] == [
         ("pod/ns/high", ["pod/ns/low"])
     ]
-    assert decisions.pending["pod/ns/high"].reason.endswith("; preempting 1 workload(s)")
-    again, _ = run(
-        config, [high], book=book, admitted=[victim], waiting_for_victims={"pod/ns/high": 1}
+    assert decisions.pending[builders.workload_key("pod/ns/high")].reason.endswith(
+        "; preempting 1 workload(s)"
     )
+    again, _ = run(config, [high], book=book, admitted=[victim], waiting_for_victims={high.key: 1})
     assert again.preemptions == []
-    assert "waiting for 1 preempted workload(s) to stop" in again.pending["pod/ns/high"].reason
+    assert (
+        "waiting for 1 preempted workload(s) to stop"
+        in again.pending[builders.workload_key("pod/ns/high")].reason
+    )

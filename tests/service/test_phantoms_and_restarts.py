@@ -46,7 +46,7 @@ def make_service(
         instance = "on-demand" if i % 2 == 0 else "spot"
         state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={"instance-type": instance}))
     if quota_cpu is not None:
-        service.queues.configure(config(str(quota_cpu)))
+        service.admission.configure(config(str(quota_cpu)))
     service.mark_synced()
     return service, notifier, binder, clock
 
@@ -54,7 +54,7 @@ def make_service(
 def charged_cpu(service: ExtenderService) -> int:
     return sum(
         amount
-        for charge in service.queues.charges.values()
+        for charge in service.admission.ledger.charges.values()
         for (_, resource), amount in charge.usage.items()
         if resource == "cpu"
     )
@@ -77,7 +77,7 @@ async def test_forged_queued_pods_release_their_quota_when_the_watch_never_confi
     assert charged_cpu(service) == 3000, "not before the window"
     clock.now += 2
     service.housekeep()
-    assert all(p.uid not in service.queues.charges for p in forged)
+    assert all(p.uid not in service.admission.ledger.charges for p in forged)
     assert service.filter(real, ["n0"]).passed == ["n0"]
 
 
@@ -117,14 +117,14 @@ async def test_nothing_expires_while_the_watch_is_failing_nor_right_after():
     service.filter(pod, ["n0"])
     clock.now += TTL + 1
     service.housekeep()
-    assert pod.uid in service.queues.charges, "the watch could not confirm it"
+    assert pod.uid in service.admission.ledger.charges, "the watch could not confirm it"
     watch_problem[0] = ""
     clock.now += 1
     service.housekeep()
-    assert pod.uid in service.queues.charges, "the recovered watch gets the whole window"
+    assert pod.uid in service.admission.ledger.charges, "the recovered watch gets the whole window"
     clock.now += TTL
     service.housekeep()
-    assert pod.uid not in service.queues.charges
+    assert pod.uid not in service.admission.ledger.charges
 
 
 async def test_a_pod_the_watch_confirms_is_never_expired():
@@ -134,7 +134,7 @@ async def test_a_pod_the_watch_confirms_is_never_expired():
     service.apply_pod(pod)
     clock.now += TTL + 1
     service.housekeep()
-    assert pod.uid in service.queues.charges
+    assert pod.uid in service.admission.ledger.charges
 
 
 async def test_a_relist_drops_unconfirmed_pods_older_than_the_window_and_keeps_young_ones():
@@ -146,8 +146,9 @@ async def test_a_relist_drops_unconfirmed_pods_older_than_the_window_and_keeps_y
     service.apply_pod(listed)
     service.filter(listed, ["n0"])
     service.replace_pods([listed])
-    assert old.uid not in service.queues.charges
-    assert young.uid in service.queues.charges and listed.uid in service.queues.charges
+    assert old.uid not in service.admission.ledger.charges
+    charges = service.admission.ledger.charges
+    assert young.uid in charges and listed.uid in charges
 
 
 # -- deletions win --------------------------------------------------------------------------
@@ -162,7 +163,7 @@ async def test_a_filter_call_after_the_watch_reported_the_deletion_charges_nothi
     assert outcome.passed == [] and set(outcome.unresolvable.values()) == {
         "pod default/deleted is deleted"
     }
-    assert charged_cpu(service) == 0 and pod.uid not in service.queues.pods
+    assert charged_cpu(service) == 0 and pod.uid not in service.admission.waiting.pods
     with pytest.raises(BindError, match="is deleted"):
         await service.bind(namespace="default", name="deleted", uid=pod.uid, node_name="n0")
 
@@ -326,7 +327,7 @@ async def test_a_queued_gang_member_filtered_before_the_watch_saw_it_is_not_admi
     outcome = service.filter(first, ["n0", "n1"])
     assert outcome.passed == []
     assert "waiting for gang default/train/main: 1/3 pods" in outcome.unresolvable["n0"]
-    assert service.queues.charges == {} and service.queues.admissions == {}
+    assert service.admission.ledger.charges == {} and service.admission.ledger.admissions == {}
 
 
 async def test_a_gang_member_of_a_workload_not_known_yet_waits_with_its_gang():
@@ -334,7 +335,7 @@ async def test_a_gang_member_of_a_workload_not_known_yet_waits_with_its_gang():
     first = queued("train-0", labels={gang.WORKLOAD_LABEL: "train"})  # no minCount anywhere
     outcome = service.filter(first, ["n0"])
     assert outcome.passed == [] and "Workload default/train not found" in outcome.unresolvable["n0"]
-    assert service.queues.charges == {}
+    assert service.admission.ledger.charges == {}
 
 
 # -- a re-plan never strands members at the gate --------------------------------------------

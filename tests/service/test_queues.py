@@ -94,7 +94,7 @@ def make_service(
         kind = "spot" if i % 2 else "on-demand"
         state.upsert_node(builders.node(f"n{i}", cpu="8", labels={"instance-type": kind}))
     state.mark_synced()
-    service.queues.configure(config(cpu))
+    service.admission.configure(config(cpu))
     return service, notifier, evictor
 
 
@@ -194,7 +194,7 @@ async def test_a_gang_is_admitted_whole_once_its_quorum_exists():
         service.apply_pod(m)
     outcome = service.filter(members[0], NODES)
     assert len(outcome.passed) == 1  # planned and steered by the gang coordinator
-    assert service.queues.book.used("cluster-queue", ("on-demand", "cpu")) == 3000
+    assert service.admission.ledger.book.used("cluster-queue", ("on-demand", "cpu")) == 3000
 
 
 async def test_a_gang_that_exceeds_its_quota_holds_no_capacity():
@@ -221,7 +221,8 @@ async def test_a_higher_priority_workload_preempts_and_is_admitted_when_the_vict
     assert evictor.evicted == ["low"]
     why = "preempted to admit pod/default/urgent (priority 1000) within its ClusterQueue"
     assert ("low", "QueueEvicted", why) in notifier.events
-    preempted = service.queues.lifecycle.records["pod/default/low"].conditions["Preempted"]
+    record = service.admission.lifecycle.records[builders.workload_key("pod/default/low")]
+    preempted = record.conditions["Preempted"]
     assert (preempted.status, preempted.reason, preempted.message) == (
         True,
         "InClusterQueue",
@@ -235,7 +236,7 @@ async def test_restart_rebuilds_usage_from_bound_pods_and_never_over_admits():
     service, _, _ = make_service(cpu=4)
     running = [queued(f"r{i}", "2", node_name="n0") for i in range(2)]
     service.replace_pods(running)
-    assert service.queues.book.used("cluster-queue", ("on-demand", "cpu")) == 4000
+    assert service.admission.ledger.book.used("cluster-queue", ("on-demand", "cpu")) == 4000
     late = queued("late", "1")
     assert "0 of 4 free" in await schedule(service, late)
 
@@ -243,7 +244,7 @@ async def test_restart_rebuilds_usage_from_bound_pods_and_never_over_admits():
 async def test_a_spot_node_charges_the_spot_flavor_after_a_restart():
     service, _, _ = make_service(cpu=4)
     service.replace_pods([queued("s", "1", node_name="n1")])
-    assert service.queues.book.used("cluster-queue", ("spot", "cpu")) == 1000
+    assert service.admission.ledger.book.used("cluster-queue", ("spot", "cpu")) == 1000
 
 
 async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_evicts():
@@ -251,11 +252,11 @@ async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_e
     first, second = queued("first"), queued("second")
     assert await schedule(service, first) in ("n0", "n2")
     assert "0 of 1 free" in await schedule(service, second)
-    service.queues.configure(config(2))
+    service.admission.configure(config(2))
     await asyncio.sleep(0)
     assert "second" in notifier.nudged
     assert await schedule(service, second) in ("n0", "n2")
-    service.queues.configure(
+    service.admission.configure(
         config(
             2, **{"namespaceSelector: {}": ("namespaceSelector: {}\n  stopPolicy: HoldAndDrain")}
         )
@@ -275,7 +276,7 @@ def test_debug_view_lists_usage_and_pending_in_order():
         pod = queued(name)
         service.apply_pod(pod)
         service.filter(pod, NODES)
-    view = service.queues.describe()
+    view = service.admission.describe()
     (cq,) = view["clusterQueues"]
     assert cq["name"] == "cluster-queue"
     cpu = next(u for u in cq["usage"] if u["flavor"] == "on-demand" and u["resource"] == "cpu")
@@ -371,7 +372,7 @@ async def test_debug_queues_endpoint_serves_the_view(aiohttp_client):
 
 async def test_namespace_selector_reads_the_watched_namespace_labels():
     service, _, _ = make_service()
-    service.queues.configure(
+    service.admission.configure(
         config(**{"namespaceSelector: {}": "namespaceSelector: {matchLabels: {team: a}}"})
     )
     pod = queued("p")
@@ -398,14 +399,14 @@ async def test_an_arrival_that_goes_ahead_of_the_waiting_line_reorders_it():
         pod = queued(name, created=f"2025-01-01T00:00:0{i}Z")
         service.apply_pod(pod)
         service.filter(pod, NODES)
-    positions = {k: p.position for k, p in service.queues.pending.items()}
+    positions = {str(k): p.position for k, p in service.admission.cycle.pending.items()}
     assert positions == {"pod/default/b": 1, "pod/default/c": 2}
     urgent = queued(
         "d", labels={queues.PRIORITY_CLASS_LABEL: "urgent"}, created="2025-01-01T00:00:09Z"
     )
     service.apply_pod(urgent)
     service.filter(urgent, NODES)
-    positions = {k: p.position for k, p in service.queues.pending.items()}
+    positions = {str(k): p.position for k, p in service.admission.cycle.pending.items()}
     assert positions == {"pod/default/d": 1, "pod/default/b": 2, "pod/default/c": 3}
     late = queued("e", created="2025-01-01T00:00:10Z")
     service.apply_pod(late)

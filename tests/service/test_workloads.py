@@ -29,11 +29,11 @@ def configure(
     text = SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}") + WAIT.format(
         timeout=timeout, base=base, limit=f", backoffLimitCount: {limit}" if limit else ""
     )
-    service.queues.configure(queues.parse(yaml.safe_load_all(text)))
+    service.admission.configure(queues.parse(yaml.safe_load_all(text)))
 
 
 def record(service, key: str) -> lifecycle.Record:
-    return service.queues.lifecycle.records[key]
+    return service.admission.lifecycle.records[builders.workload_key(key)]
 
 
 def ready(pod: model.Pod) -> model.Pod:
@@ -47,7 +47,7 @@ async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
     assert await schedule(service, pod) in ("n0", "n2")
     await asyncio.sleep(0.4)  # past the timeout: evicted, gone
     assert evictor.evicted == ["slow"]
-    state = service.queues.lifecycle._resting["pod/default/slow"].requeue
+    state = service.admission.lifecycle._resting[builders.workload_key("pod/default/slow")].requeue
     assert state.count == 1
     assert any(r == "WorkloadRequeued" for _, r, _ in notifier.events)
     # Its controller makes it again: it waits for the backoff, then is admitted (and nudged).
@@ -96,12 +96,14 @@ async def test_a_gang_replacement_arriving_during_its_eviction_waits_for_the_gan
     for pod in new:
         service.apply_pod(pod)
         assert not service.filter(pod, NODES).passed
-    assert not any(pod.uid in service.queues.charges for pod in new)
+    assert not any(pod.uid in service.admission.ledger.charges for pod in new)
     for pod in old:
         service.remove_pod(pod)
     await asyncio.sleep(0.1)  # past the backoff
     assert set(await schedule_gang(service, new)) <= set(NODES)
-    assert {service.queues.charges[pod.uid].workload for pod in new} == {"gang/default/train/main"}
+    assert {str(service.admission.ledger.charges[pod.uid].workload) for pod in new} == {
+        "gang/default/train/main"
+    }
 
 
 async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
@@ -110,7 +112,7 @@ async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
     for attempt in range(2):
         pod = queued("flaky", uid=f"flaky-{attempt}")  # recreated each time: a new uid
         await asyncio.sleep(0.05)
-        service.queues.run_cycle()
+        service.admission.run_cycle()
         assert await schedule(service, pod) in ("n0", "n2"), attempt
         await asyncio.sleep(0.1)
     assert evictor.evicted == ["flaky", "flaky"]
@@ -154,11 +156,12 @@ async def test_maximum_execution_time_counts_earlier_admissions():
     service, _, evictor = make_service()
     pod = queued("bounded", labels={lifecycle.MAX_EXEC_LABEL: "2"})
     service.apply_pod(pod)
-    service.queues.lifecycle.record("pod/default/bounded", "default").accumulated = 1.9
+    key = builders.workload_key("pod/default/bounded")
+    service.admission.lifecycle.record(key, "default").accumulated = 1.9
     assert await schedule(service, pod) in ("n0", "n2")
     await asyncio.sleep(0.3)  # 1.9 s before, 0.1 s now: past 2 s
     assert evictor.evicted == ["bounded"]
-    rested = service.queues.lifecycle._resting["pod/default/bounded"]
+    rested = service.admission.lifecycle._resting[builders.workload_key("pod/default/bounded")]
     assert not rested.active
     assert rested.deactivation.startswith("MaximumExecutionTimeExceeded")
     assert rested.accumulated == 0.0  # reset on deactivation, as Kueue does
@@ -170,11 +173,11 @@ async def test_finished_pods_give_their_quota_back_at_once():
     for m in members:
         service.apply_pod(m)
     service.filter(members[0], NODES)
-    used = service.queues.book.used
+    used = service.admission.ledger.book.used
     assert used("cluster-queue", ("on-demand", "cpu")) == 3000
     service.apply_pod(dataclasses.replace(members[0], phase="Succeeded", resource_version="5"))
     assert used("cluster-queue", ("on-demand", "cpu")) == 2000
-    view = {w["key"]: w for w in service.queues.lifecycle.describe()}
+    view = {w["key"]: w for w in service.admission.lifecycle.describe()}
     assert view["gang/default/sweep/main"]["reclaimablePods"] == 1
 
 
@@ -193,8 +196,8 @@ async def test_an_elastic_job_grows_by_slices_in_its_flavor_and_shrinks_in_place
             )
         )
     )
-    service.queues.configure(config)
-    used = service.queues.book.used
+    service.admission.configure(config)
+    used = service.admission.ledger.book.used
     first = [job_pod(f"j{i}") for i in range(3)]
     for p in first:
         service.apply_pod(p)
@@ -214,7 +217,7 @@ async def test_an_elastic_job_grows_by_slices_in_its_flavor_and_shrinks_in_place
     assert used("cluster-queue", ("on-demand", "cpu")) == 1000
     assert (await schedule(service, grown[0])) in ("n0", "n2")
     assert used("cluster-queue", ("on-demand", "cpu")) == 3000
-    view = {w["key"]: w for w in service.queues.lifecycle.describe()}["job/default/train"]
+    view = {w["key"]: w for w in service.admission.lifecycle.describe()}["job/default/train"]
     assert view["slice"] == 2 and view["admittedCount"] == 3
     assert any(r == "WorkloadSliceReplaced" for _, r, _ in notifier.events)
 
@@ -250,12 +253,12 @@ async def test_labels_are_replicated_into_the_record():
     )
     state.upsert_node(builders.node("n0", cpu="8"))
     state.mark_synced()
-    service.queues.configure(
+    service.admission.configure(
         queues.parse(yaml.safe_load_all(SETUP.replace("nominalQuota: CPU", "nominalQuota: 9")))
     )
     pod = queued("labelled", labels={"team": "vision", "other": "x"})
     service.apply_pod(pod)
-    view = service.queues.lifecycle.describe()
+    view = service.admission.lifecycle.describe()
     assert view[0]["labels"] == {"team": "vision"}
 
 
@@ -265,7 +268,7 @@ async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_t
         "---\napiVersion: config.kueue.x-k8s.io/v1beta1\nkind: Configuration\n"
         "waitForPodsReady: {timeout: 5s, recoveryTimeout: 0.1s}\n"
     )
-    service.queues.configure(queues.parse(yaml.safe_load_all(text)))
+    service.admission.configure(queues.parse(yaml.safe_load_all(text)))
     pod = queued("steady")
     assert await schedule(service, pod) in ("n0", "n2")
     running = ready(service.state.pods[pod.uid])
@@ -308,12 +311,11 @@ async def test_a_workload_object_turned_inactive_and_active_again():
 
 async def test_a_preempted_workload_admitted_again_is_no_longer_marked_preempted():
     service, _, _ = make_service()
-    lifecycles = service.queues.lifecycle
-    lifecycles.admitted("pod/default/w", "default")
-    lifecycles.evicted(
-        "pod/default/w", lifecycle.Reason.PREEMPTED, "preempted", preempted="InClusterQueue"
-    )
+    lifecycles = service.admission.lifecycle
+    key = builders.workload_key("pod/default/w")
+    lifecycles.admitted(key, "default")
+    lifecycles.evicted(key, lifecycle.Reason.PREEMPTED, "preempted", preempted="InClusterQueue")
     preempted = record(service, "pod/default/w").conditions["Preempted"]
     assert (preempted.status, preempted.reason) == (True, "InClusterQueue")
-    lifecycles.admitted("pod/default/w", "default")
+    lifecycles.admitted(key, "default")
     assert not record(service, "pod/default/w").conditions["Preempted"].status

@@ -150,7 +150,7 @@ def server() -> Iterator[Server]:
     )
     nodes.append(objects.to_node(builders.make_node(RESERVED, cpu="64", memory="256Gi")))
     simulation.SimulatedCluster(nodes).populate(service)
-    service.queues.configure(queues.parse(yaml.safe_load_all(QUEUES)))
+    service.admission.configure(queues.parse(yaml.safe_load_all(QUEUES)))
 
     async def start() -> TestClient[Any, Any]:
         client: TestClient[Any, Any] = TestClient(TestServer(make_app(service)))

@@ -1,7 +1,7 @@
 """Workload lifecycle: one record per workload (a gang, an elastic Job, or a queued pod) from
 first sight to finish, with Kueue's rules on top of admission.
 
-The queue manager tells ``Lifecycles`` what happens (a pod seen, a workload admitted, evicted,
+Queue admission tells ``Lifecycles`` what happens (a pod seen, a workload admitted, evicted,
 finished); ``Lifecycles`` keeps the record, posts Events, persists what must survive a restart
 as annotations on the workload's pods, and asks back (``evict``, ``changed``) when a rule fires:
 
@@ -49,7 +49,7 @@ class Lifecycles:
         self,
         *,
         notifier: Notifier,
-        evict: Callable[[str, str], None],
+        evict: Callable[[model.WorkloadKey, str], None],
         changed: Callable[[], None],
         wall: Clock = time.time,
         jitter: Callable[[], float] = random.random,
@@ -63,26 +63,34 @@ class Lifecycles:
         self.jitter = jitter
         self.replicate_labels = tuple(replicate_labels)
         self.policy = lifecycle.WaitForPodsReady()
-        self.records: dict[str, lifecycle.Record] = {}
-        self.pods: dict[str, dict[str, model.Pod]] = {}
+        self.records: dict[model.WorkloadKey, lifecycle.Record] = {}
+        self.pods: dict[model.WorkloadKey, dict[str, model.Pod]] = {}
         """Live pods of each workload (uid -> pod)."""
+        self._key_of: dict[str, model.WorkloadKey] = {}
+        """uid -> the workload whose record the pod belongs to."""
         # Records of workloads without pods that carry state worth keeping (requeued,
         # deactivated): their pods come back when a controller recreates them.
-        self._resting: cachetools.LRUCache[str, lifecycle.Record] = cachetools.LRUCache(forgotten)
-        self._timers: dict[str, list[asyncio.TimerHandle]] = {}
+        self._resting: cachetools.LRUCache[model.WorkloadKey, lifecycle.Record] = (
+            cachetools.LRUCache(forgotten)
+        )
+        self._timers: dict[model.WorkloadKey, list[asyncio.TimerHandle]] = {}
 
     # -- what the queue manager tells ------------------------------------------------------
 
-    def record(self, key: str, namespace: str) -> lifecycle.Record:
+    def record(self, key: model.WorkloadKey, namespace: str) -> lifecycle.Record:
         found = self.records.get(key)
         if found is None:
             found = self._resting.pop(key, None) or lifecycle.Record(key, namespace)
             self.records[key] = found
         return found
 
-    def observe(self, key: str, pod: model.Pod, *, admitted: bool) -> None:
+    def observe(self, key: model.WorkloadKey, pod: model.Pod, *, admitted: bool) -> None:
         """A live pod of workload ``key``: restore persisted state from it, follow its
         ``muster.dev/active`` annotation and readiness, and persist onto it."""
+        before = self._key_of.get(pod.uid)
+        if before is not None and before != key:
+            self.gone(pod.uid)  # its workload changed (e.g. its gang became known)
+        self._key_of[pod.uid] = key
         record = self.record(key, pod.namespace)
         members = self.pods.setdefault(key, {})
         new = pod.uid not in members
@@ -104,7 +112,7 @@ class Lifecycles:
         if admitted:
             self._readiness(record)
 
-    def workload_object(self, key: str, active: bool) -> None:
+    def workload_object(self, key: model.WorkloadKey, active: bool) -> None:
         """The Workload object of a gang says ``spec.active`` (or the annotation)."""
         record = self.records.get(key)
         if record is None:
@@ -114,7 +122,11 @@ class Lifecycles:
         elif active and not record.active and record.deactivation.endswith(_WORKLOAD_INACTIVE):
             self._activate(record)
 
-    def gone(self, key: str, uid: str) -> None:
+    def gone(self, uid: str) -> None:
+        """A pod left its workload (finished, deleted, or moved to another)."""
+        key = self._key_of.pop(uid, None)
+        if key is None:
+            return
         members = self.pods.get(key)
         if members is not None:
             members.pop(uid, None)
@@ -124,7 +136,7 @@ class Lifecycles:
                 if record is not None and record.admitted_at is None:
                     self._rest(key)
 
-    def holds(self, key: str) -> str:
+    def holds(self, key: model.WorkloadKey) -> str:
         """Why the workload may not be admitted now (empty: it may)."""
         record = self.records.get(key)
         if record is None:
@@ -140,7 +152,7 @@ class Lifecycles:
             )
         return ""
 
-    def grew(self, key: str, added: int) -> None:
+    def grew(self, key: model.WorkloadKey, added: int) -> None:
         """An admitted elastic workload got quota for ``added`` more pods: a new slice, with
         the same flavor, replaces the old one."""
         record = self.records.get(key)
@@ -152,13 +164,13 @@ class Lifecycles:
         record.condition("SliceReplaced", True, Reason.REPLACED, message, now=self.wall())
         self._event_all(record, "WorkloadSliceReplaced", f"{message}, same flavor")
 
-    def shrank(self, key: str) -> None:
+    def shrank(self, key: model.WorkloadKey) -> None:
         """A pod of an admitted elastic workload went away: the count shrinks in place."""
         record = self.records.get(key)
         if record is not None and record.admitted_count:
             record.admitted_count -= 1
 
-    def admitted(self, key: str, namespace: str) -> None:
+    def admitted(self, key: model.WorkloadKey, namespace: str) -> None:
         """Quota was reserved for the workload's pods."""
         record = self.record(key, namespace)
         now = self.wall()
@@ -176,7 +188,9 @@ class Lifecycles:
         self._arm(record)
         self._readiness(record)
 
-    def evicted(self, key: str, reason: Reason, message: str, *, preempted: str = "") -> None:
+    def evicted(
+        self, key: model.WorkloadKey, reason: Reason, message: str, *, preempted: str = ""
+    ) -> None:
         """The workload's pods are being evicted (preemption, draining, or a rule here);
         ``preempted`` is Kueue's preemption reason (``InClusterQueue``...) when preempted."""
         record = self.records.get(key)
@@ -192,13 +206,13 @@ class Lifecycles:
             record.condition("Preempted", True, preempted, message, now=now)
         self._persist(record)
 
-    def finished_pod(self, key: str) -> None:
+    def finished_pod(self, key: model.WorkloadKey) -> None:
         """A pod of an admitted workload succeeded or failed: its quota went back already."""
         record = self.records.get(key)
         if record is not None:
             record.reclaimed += 1
 
-    def released(self, key: str, *, finished: bool) -> None:
+    def released(self, key: model.WorkloadKey, *, finished: bool) -> None:
         """No pod of the workload holds quota any more."""
         record = self.records.get(key)
         if record is None:
@@ -247,7 +261,7 @@ class Lifecycles:
         known = [limit for limit in limits if limit is not None]
         return min(known) if known else None
 
-    def _check_ready(self, key: str, admitted_at: float | None) -> None:
+    def _check_ready(self, key: model.WorkloadKey, admitted_at: float | None) -> None:
         record = self.records.get(key)
         if (
             record is None
@@ -289,7 +303,7 @@ class Lifecycles:
             max(0.0, outcome.state.requeue_at - now) + 0.05, self.changed
         )
 
-    def _check_max_execution(self, key: str, admitted_at: float | None) -> None:
+    def _check_max_execution(self, key: model.WorkloadKey, admitted_at: float | None) -> None:
         record = self.records.get(key)
         if record is None or record.admitted_at is None or record.admitted_at != admitted_at:
             return
@@ -346,7 +360,7 @@ class Lifecycles:
         self,
         record: lifecycle.Record,
         delay: float,
-        fn: Callable[[str, float | None], None],
+        fn: Callable[[model.WorkloadKey, float | None], None],
         admitted_at: float | None,
     ) -> None:
         try:
@@ -356,11 +370,11 @@ class Lifecycles:
         handle = loop.call_later(delay, fn, record.key, admitted_at)
         self._timers.setdefault(record.key, []).append(handle)
 
-    def _cancel(self, key: str) -> None:
+    def _cancel(self, key: model.WorkloadKey) -> None:
         for handle in self._timers.pop(key, []):
             handle.cancel()
 
-    def _rest(self, key: str) -> None:
+    def _rest(self, key: model.WorkloadKey) -> None:
         record = self.records.pop(key, None)
         self._cancel(key)
         if record is not None and (record.requeue.count or not record.active or record.accumulated):
@@ -389,11 +403,11 @@ class Lifecycles:
         """Every record, for ``GET /debug/workloads``."""
         out = []
         for record in sorted(
-            [*self.records.values(), *self._resting.values()], key=lambda r: r.key
+            [*self.records.values(), *self._resting.values()], key=lambda r: str(r.key)
         ):
             out.append(
                 {
-                    "key": record.key,
+                    "key": str(record.key),
                     "namespace": record.namespace,
                     "status": record.status.value,
                     "active": record.active,
