@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -52,9 +52,6 @@ binds = Counter(
     "Bind attempts, by result (bound, refused, failed).",
     ["result"],
 )
-cluster_nodes = Gauge("muster_cluster_nodes", "Nodes in the extender's cluster view.")
-cluster_pods = Gauge("muster_cluster_pods", "Pods in the extender's cluster view.")
-cluster_synced = Gauge("muster_cluster_synced", "1 once the cluster view has synced, else 0.")
 watch_restarts = Counter(
     "muster_watch_restarts_total",
     "Watches restarted, by resource and reason (expired = 410 Gone relist, error = dropped).",
@@ -80,7 +77,6 @@ tentative_pods_expired = Counter(
     "muster_tentative_pods_expired_total",
     "Pods known only from the scheduler's calls that the watch never confirmed, dropped.",
 )
-gangs = Gauge("muster_gangs", "Pod groups known to the extender, by phase.", ["phase"])
 gang_quorum_seconds = Histogram(
     "muster_gang_quorum_seconds",
     "Time from a gang's first member seen to minCount members present.",
@@ -99,47 +95,6 @@ gang_timeouts = Counter(
 )
 
 
-CacheReading = Callable[[], tuple[dict[str, int], int]]
-"""Returns the feasibility cache's counters (hits, partial_hits, misses, rechecked, evictions)
-and its number of entries."""
-
-
-class _FeasibilityCacheCollector(Collector):
-    """Reads the serving process's feasibility cache at scrape time (no per-call cost)."""
-
-    reading: CacheReading | None = None
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        if self.reading is None:
-            return
-        counters, entries = self.reading()
-        lookups = CounterMetricFamily(
-            "muster_feasibility_cache_lookups",
-            "Feasibility cache lookups by result: hit (every node reused), partial (some nodes "
-            "re-checked), miss (no entry for the signature).",
-            labels=["result"],
-        )
-        for result, key in (("hit", "hits"), ("partial", "partial_hits"), ("miss", "misses")):
-            lookups.add_metric([result], counters[key])
-        yield lookups
-        yield CounterMetricFamily(
-            "muster_feasibility_cache_rechecked_nodes",
-            "Nodes judged afresh by cache lookups (generation moved, or new).",
-            value=counters["rechecked"],
-        )
-        yield CounterMetricFamily(
-            "muster_feasibility_cache_evictions",
-            "Signatures evicted from the LRU.",
-            value=counters["evictions"],
-        )
-        yield GaugeMetricFamily(
-            "muster_feasibility_cache_entries", "Signatures cached.", value=entries
-        )
-
-
-feasibility_cache = _FeasibilityCacheCollector()
-REGISTRY.register(feasibility_cache)
-
 queue_cycle_seconds = Histogram(
     "muster_queue_cycle_seconds",
     "Time of one admission cycle over every ClusterQueue.",
@@ -155,6 +110,16 @@ queue_preemptions = Counter(
 )
 
 
+queue_config_loads = Counter(
+    "muster_queue_config_loads_total",
+    "Loads of the --queues file, by result (ok, rejected: the last good one stayed).",
+    ["result"],
+)
+
+
+# -- what the service holds, read at scrape time --------------------------------------------
+
+
 @dataclass(frozen=True)
 class QueueReading:
     pending: dict[str, int]
@@ -166,50 +131,110 @@ class QueueReading:
     (cpu in millicores, memory in bytes)."""
 
 
-class _QueueCollector(Collector):
-    """Reads the queue manager at scrape time: per-ClusterQueue gauges with dynamic labels."""
-
-    reading: Callable[[], QueueReading] | None = None
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        if self.reading is None:
-            return
-        reading = self.reading()
-        pending = GaugeMetricFamily(
-            "muster_queue_pending_workloads",
-            "Workloads waiting, by ClusterQueue.",
-            labels=["cluster_queue"],
-        )
-        admitted = GaugeMetricFamily(
-            "muster_queue_admitted_workloads",
-            "Workloads admitted, by ClusterQueue.",
-            labels=["cluster_queue"],
-        )
-        for name, count in reading.pending.items():
-            pending.add_metric([name], count)
-        for name, count in reading.admitted.items():
-            admitted.add_metric([name], count)
-        usage = GaugeMetricFamily(
-            "muster_queue_usage",
-            "Quota used, by ClusterQueue, flavor and resource (cpu in cores, memory in bytes).",
-            labels=["cluster_queue", "flavor", "resource"],
-        )
-        nominal = GaugeMetricFamily(
-            "muster_queue_nominal_quota",
-            "Nominal quota, by ClusterQueue, flavor and resource (cpu in cores).",
-            labels=["cluster_queue", "flavor", "resource"],
-        )
-        for cq, flavor, resource, used, quota in reading.usage:
-            scale = 1000 if resource == "cpu" else 1
-            usage.add_metric([cq, flavor, resource], used / scale)
-            nominal.add_metric([cq, flavor, resource], quota / scale)
-        yield from (pending, admitted, usage, nominal)
+@dataclass(frozen=True)
+class ServiceReading:
+    nodes: int
+    pods: int
+    synced: bool
+    gangs: dict[str, int]
+    """Pod groups by phase."""
+    cache: dict[str, int]
+    """The feasibility cache's counters: hits, partial_hits, misses, rechecked, evictions."""
+    cache_entries: int
+    queues: QueueReading
 
 
-queues = _QueueCollector()
-REGISTRY.register(queues)
-queue_config_loads = Counter(
-    "muster_queue_config_loads_total",
-    "Loads of the --queues file, by result (ok, rejected: the last good one stayed).",
-    ["result"],
-)
+class ServiceCollector(Collector):
+    """The gauges of one serving service (cluster view, gangs, feasibility cache, queues),
+    read when Prometheus scrapes: no cost per call.  The app registers it while it serves and
+    unregisters it after (``register_service``), so a second service in the process (tests,
+    the load test) never reads the first one's state."""
+
+    def __init__(self, read: Callable[[], ServiceReading]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        reading = self.read()
+        yield GaugeMetricFamily(
+            "muster_cluster_nodes", "Nodes in the extender's cluster view.", value=reading.nodes
+        )
+        yield GaugeMetricFamily(
+            "muster_cluster_pods", "Pods in the extender's cluster view.", value=reading.pods
+        )
+        yield GaugeMetricFamily(
+            "muster_cluster_synced",
+            "1 once the cluster view has synced, else 0.",
+            value=int(reading.synced),
+        )
+        gangs = GaugeMetricFamily(
+            "muster_gangs", "Pod groups known to the extender, by phase.", labels=["phase"]
+        )
+        for phase, count in reading.gangs.items():
+            gangs.add_metric([phase], count)
+        yield gangs
+        yield from _cache_families(reading.cache, reading.cache_entries)
+        yield from _queue_families(reading.queues)
+
+
+def register_service(read: Callable[[], ServiceReading]) -> Callable[[], None]:
+    """Export the service ``read`` returns; returns the call that stops exporting it."""
+    collector = ServiceCollector(read)
+    REGISTRY.register(collector)
+    return lambda: REGISTRY.unregister(collector)
+
+
+def _cache_families(
+    counters: dict[str, int], entries: int
+) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    lookups = CounterMetricFamily(
+        "muster_feasibility_cache_lookups",
+        "Feasibility cache lookups by result: hit (every node reused), partial (some nodes "
+        "re-checked), miss (no entry for the signature).",
+        labels=["result"],
+    )
+    for result, key in (("hit", "hits"), ("partial", "partial_hits"), ("miss", "misses")):
+        lookups.add_metric([result], counters[key])
+    yield lookups
+    yield CounterMetricFamily(
+        "muster_feasibility_cache_rechecked_nodes",
+        "Nodes judged afresh by cache lookups (generation moved, or new).",
+        value=counters["rechecked"],
+    )
+    yield CounterMetricFamily(
+        "muster_feasibility_cache_evictions",
+        "Signatures evicted from the LRU.",
+        value=counters["evictions"],
+    )
+    yield GaugeMetricFamily("muster_feasibility_cache_entries", "Signatures cached.", value=entries)
+
+
+def _queue_families(reading: QueueReading) -> Iterator[GaugeMetricFamily]:
+    pending = GaugeMetricFamily(
+        "muster_queue_pending_workloads",
+        "Workloads waiting, by ClusterQueue.",
+        labels=["cluster_queue"],
+    )
+    admitted = GaugeMetricFamily(
+        "muster_queue_admitted_workloads",
+        "Workloads admitted, by ClusterQueue.",
+        labels=["cluster_queue"],
+    )
+    for name, count in reading.pending.items():
+        pending.add_metric([name], count)
+    for name, count in reading.admitted.items():
+        admitted.add_metric([name], count)
+    usage = GaugeMetricFamily(
+        "muster_queue_usage",
+        "Quota used, by ClusterQueue, flavor and resource (cpu in cores, memory in bytes).",
+        labels=["cluster_queue", "flavor", "resource"],
+    )
+    nominal = GaugeMetricFamily(
+        "muster_queue_nominal_quota",
+        "Nominal quota, by ClusterQueue, flavor and resource (cpu in cores).",
+        labels=["cluster_queue", "flavor", "resource"],
+    )
+    for cq, flavor, resource, used, quota in reading.usage:
+        scale = 1000 if resource == "cpu" else 1
+        usage.add_metric([cq, flavor, resource], used / scale)
+        nominal.add_metric([cq, flavor, resource], quota / scale)
+    yield from (pending, admitted, usage, nominal)

@@ -94,15 +94,11 @@ class ExtenderService:
         self.settings = settings
         self.clock = clock
         self.notifier = notifier or QuietNotifier()
-        metrics.cluster_nodes.set_function(lambda: len(state.nodes))
-        metrics.cluster_pods.set_function(lambda: len(state.pods))
-        metrics.cluster_synced.set_function(lambda: int(state.synced))
         self.cache = (
             feasibility.FeasibilityCache(max_signatures=settings.cache_signatures)
             if settings.feasibility_cache
             else None
         )
-        metrics.feasibility_cache.reading = self._cache_reading
         self.gangs = gangs.GangCoordinator(
             state=state,
             binder=binder,
@@ -140,18 +136,24 @@ class ExtenderService:
         self._readiness_checks: list[Callable[[], str]] = []
         self._unhealthy_at = clock()
 
-    def _cache_reading(self) -> tuple[dict[str, int], int]:
-        if self.cache is None:
-            return dict.fromkeys(("hits", "partial_hits", "misses", "rechecked", "evictions"), 0), 0
-        stats = self.cache.stats
-        counters = {
-            "hits": stats.hits,
-            "partial_hits": stats.partial_hits,
-            "misses": stats.misses,
-            "rechecked": stats.rechecked,
-            "evictions": stats.evictions,
-        }
-        return counters, len(self.cache)
+    def reading(self) -> metrics.ServiceReading:
+        """What the metrics export about the service, read at scrape time."""
+        stats = self.cache.stats if self.cache is not None else feasibility.Stats()
+        return metrics.ServiceReading(
+            nodes=len(self.state.nodes),
+            pods=len(self.state.pods),
+            synced=self.state.synced,
+            gangs=self.gangs.phases(),
+            cache={
+                "hits": stats.hits,
+                "partial_hits": stats.partial_hits,
+                "misses": stats.misses,
+                "rechecked": stats.rechecked,
+                "evictions": stats.evictions,
+            },
+            cache_entries=len(self.cache) if self.cache is not None else 0,
+            queues=self.admission.reading(),
+        )
 
     def _node_labels(self, name: str) -> Mapping[str, str] | None:
         state = self.state.nodes.get(name)

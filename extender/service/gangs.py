@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -105,11 +104,14 @@ class GangCoordinator:
         """Called when a reservation is let go, so pods turned away for room can retry."""
         state.on_bound_change(self._bound_changed)
         state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
-        for phase in Phase:
-            metrics.gangs.labels(phase.value).set_function(functools.partial(self.count, phase))
 
-    def count(self, phase: Phase) -> int:
-        return sum(g.phase is phase for g in self.groups.values())
+    def phases(self) -> dict[str, int]:
+        """How many groups are in each phase (every phase named, for the metrics)."""
+        counts = dict.fromkeys((phase.value for phase in Phase), 0)
+        for group in self.groups.values():
+            if group.phase is not None:
+                counts[group.phase.value] += 1
+        return counts
 
     # -- membership -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from aiohttp import web
 
+from extender import metrics
 from extender.service import ExtenderService, background
 from extender.web import debug, handlers, keys, middlewares
 
@@ -48,8 +49,20 @@ def make_app(
         "housekeeping": background.every(HOUSEKEEPING_SECONDS, service.housekeep),
         **(background_work or {}),
     }
+    app.cleanup_ctx.append(_exporting(service))
     app.cleanup_ctx.append(_run_in_background(work, closers))
     return app
+
+
+def _exporting(service: ExtenderService) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The service's gauges are exported while the app serves it."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stop = metrics.register_service(service.reading)
+        yield
+        stop()
+
+    return context
 
 
 def _run_in_background(

@@ -4,10 +4,11 @@ the closers run after it."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
-from extender.core import cluster
+from extender.core import cluster, model
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.simulation import SimulatedBinder
@@ -35,3 +36,29 @@ async def test_background_work_runs_and_stops_before_the_closers() -> None:
     assert events == ["started"]
     await runner.cleanup()
     assert events == ["started", "cancelled", "closed"]
+
+
+async def test_the_metrics_read_the_service_the_app_serves_and_only_while_it_serves(
+    aiohttp_client: Any,
+) -> None:
+    def service_of(nodes: int) -> ExtenderService:
+        state = cluster.ClusterState()
+        state.replace_nodes([model.Node(f"n{i}") for i in range(nodes)])
+        return ExtenderService(state=state, binder=SimulatedBinder(state), settings=Settings())
+
+    async def scrape(service: ExtenderService) -> str:
+        client = await aiohttp_client(make_app(service))
+        text = await (await client.get("/metrics")).text()
+        await client.close()
+        return text
+
+    three, five = service_of(3), service_of(5)  # both built before either is served
+    first = await scrape(three)
+    assert "muster_cluster_nodes 3.0" in first
+    assert 'muster_gangs{phase="Planned"} 0.0' in first
+    assert "muster_feasibility_cache_entries 0.0" in first
+    # The first app stopped: its service is no longer exported, the second one's is, alone.
+    second = await scrape(five)
+    assert "muster_cluster_nodes 5.0" in second
+    samples = [line for line in second.splitlines() if line.startswith("muster_cluster_nodes ")]
+    assert samples == ["muster_cluster_nodes 5.0"]

@@ -84,7 +84,6 @@ class QueueAdmission:
         )
         self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}
         """uid -> (pod, the pod with its flavors' constraints), the last one made."""
-        metrics.queues.reading = self.reading
 
     def _evict(self, key: model.WorkloadKey, reason: str) -> None:
         self.cycle.evict(key, reason)
