@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVarTuple
 
 from extender.core import gang, model
 
@@ -75,6 +75,45 @@ class QuietNotifier:
 
 
 Clock = Callable[[], float]
+
+Ts = TypeVarTuple("Ts")
+
+
+class Cancellable(Protocol):
+    """Deferred work not run yet (or still running): an asyncio ``TimerHandle`` or ``Task``
+    fits, so do the manual clock's handles."""
+
+    def cancel(self) -> object: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class Timers(Protocol):
+    """The one owner of the service's deferred work: callbacks after a delay or soon, and
+    coroutines run as tasks.  Everything it hands out is tracked until it ran, and ``close``
+    cancels what is still pending, so nothing outlives the service.
+
+    ``LoopTimers`` (``extender.service.timers``) runs on the running asyncio loop and must be
+    called from inside it; synchronous code (tests of the sync path, tools without a loop) is
+    given a manual clock instead (``tests/manual_timers.py``).  Callbacks run on the loop,
+    never concurrently with other service code, so they may change state freely.
+    """
+
+    def later(self, delay: float, callback: Callable[[*Ts], object], *args: *Ts) -> Cancellable:
+        """Run ``callback(*args)`` once, ``delay`` seconds from now (at once if <= 0)."""
+
+    def soon(self, callback: Callable[[*Ts], object], *args: *Ts) -> Cancellable:
+        """Run ``callback(*args)`` once the code running now has returned (the loop's next
+        turn), without waiting for any time to pass."""
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str = "") -> Cancellable:
+        """Run ``work`` as a task of its own."""
+
+    def close(self) -> None:
+        """Cancel every pending callback and task; from then on nothing new is started
+        (a coroutine given to ``spawn`` is closed unrun).  Synchronous, as cancelling is:
+        the cancelled tasks unwind on the loop's next turns, and the loop's own shutdown
+        (aiohttp's ``run_app``, ``asyncio.run``) awaits them."""
 
 
 class RequestError(ValueError):
