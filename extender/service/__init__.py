@@ -42,8 +42,10 @@ from extender.service.ports import (
     NotReady,
     QuietNotifier,
     RequestError,
+    Timers,
     Victims,
 )
+from extender.service.timers import LoopTimers
 from extender.settings import Settings
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "NotFound",
     "NotReady",
     "RequestError",
+    "Timers",
     "Victims",
 ]
 
@@ -88,11 +91,14 @@ class ExtenderService:
         notifier: Notifier | None = None,
         evictor: Evictor | None = None,
         clock: Clock = time.monotonic,
+        timers: Timers | None = None,
     ) -> None:
         self.state = state
         self.binder = binder
         self.settings = settings
         self.clock = clock
+        self.timers: Timers = timers if timers is not None else LoopTimers()
+        """The one owner of the deferred work of every part."""
         self.notifier = notifier or QuietNotifier()
         self.cache = (
             feasibility.FeasibilityCache(max_signatures=settings.cache_signatures)
@@ -106,6 +112,7 @@ class ExtenderService:
             settings=settings,
             placement=self,
             capacity_freed=self._retry_turned_away,
+            timers=self.timers,
             clock=clock,
         )
         self.admission = admission.QueueAdmission(

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 
 from extender import metrics
 from extender.core import cluster, gang, model, predicates
-from extender.service.ports import Binder, BindError, Clock, Notifier, Placement, Victims
+from extender.service.ports import (
+    Binder,
+    BindError,
+    Cancellable,
+    Clock,
+    Notifier,
+    Placement,
+    Timers,
+    Victims,
+)
 from extender.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +68,7 @@ class Group:
     domain: str = ""
     gate: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     deadline: float = 0.0
-    timer: asyncio.TimerHandle | None = None
+    timer: Cancellable | None = None
     attempts: int = 0
     backoff_until: float = 0.0
     phase: Phase | None = None
@@ -87,17 +96,18 @@ class GangCoordinator:
         settings: Settings,
         placement: Placement,
         capacity_freed: Callable[[], None],
+        timers: Timers,
         clock: Clock = time.monotonic,
     ) -> None:
         self.state = state
         self.binder = binder
         self.notifier = notifier
         self.settings = settings
+        self.timers = timers
         self.clock = clock
         self.groups: dict[gang.GroupKey, Group] = {}
         self.group_of: dict[str, gang.GroupKey] = {}
         self.workloads: dict[tuple[str, str], gang.Workload] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.placement = placement
         """Quota admission: whether a member may take capacity yet, and on which flavor."""
         self.capacity_freed = capacity_freed
@@ -402,11 +412,7 @@ class GangCoordinator:
     def _arm(self, group: Group, deadline: float) -> None:
         self._cancel_timer(group)
         group.deadline = deadline
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # planning outside a loop (tests of the sync path)
-            return
-        group.timer = loop.call_later(max(0.0, deadline - self.clock()), self._expire, group)
+        group.timer = self.timers.later(deadline - self.clock(), self._expire, group)
 
     def _expire(self, group: Group) -> None:
         """The deadline passed before every quorum member reached bind."""
@@ -433,7 +439,7 @@ class GangCoordinator:
         metrics.gang_timeouts.inc()
         log.info("%s; backing off %.0fs", reason, delay)
         self._set_phase(group, Phase.BACKING_OFF, f"{reason}; retrying in {delay:.0f}s")
-        asyncio.get_running_loop().call_later(delay, self._retry, group)
+        self.timers.later(delay, self._retry, group)
 
     def _retry(self, group: Group) -> None:
         if self.groups.get(group.key) is group:
@@ -492,9 +498,7 @@ class GangCoordinator:
         self._cancel_timer(group)
         gate, group.gate = group.gate, {}
         placements = {uid: group.plan.pop(uid) for uid in gate}
-        task = asyncio.create_task(self._bind_all(group, gate, placements))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.timers.spawn(self._bind_all(group, gate, placements), name=f"bind gang {group.key}")
 
     async def _bind_all(
         self, group: Group, gate: Mapping[str, asyncio.Future[None]], placements: Mapping[str, str]

@@ -10,6 +10,7 @@ import pytest
 from extender.core import gang
 from extender.service import BindError
 from tests import builders
+from tests.manual_timers import settle
 from tests.service.test_gangs import make_service, member, names
 
 
@@ -27,7 +28,7 @@ async def test_two_pods_that_passed_filter_on_the_last_room_cannot_both_bind():
 
 
 async def test_pods_turned_away_by_a_reservation_are_retried_when_it_is_released():
-    service, notifier, _ = make_service(nodes=2, timeout=0.05, cpu="4")
+    service, notifier, _ = make_service(nodes=2, timeout=5, cpu="4")
     gang_pods = [member(n, cpu="4", min_count=2) for n in "ab"]
     for pod in gang_pods:
         service.apply_pod(pod)
@@ -38,10 +39,13 @@ async def test_pods_turned_away_by_a_reservation_are_retried_when_it_is_released
     assert turned_away.passed == [] and set(turned_away.failed.values()) == {"Insufficient cpu"}
     assert "plain" not in notifier.nudged
     group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    waiting = asyncio.create_task(
+        service.bind(namespace="default", name="a", uid="a", node_name=group.plan["a"])
+    )
+    await settle()
+    service.timers.advance(5)  # the gang's deadline: its reservation is released
     with pytest.raises(BindError, match="timed out"):
-        await asyncio.wait_for(
-            service.bind(namespace="default", name="a", uid="a", node_name=group.plan["a"]), 1
-        )
+        await waiting
     assert "plain" in notifier.nudged
     assert service.filter(plain, names(service)).passed
 
@@ -59,7 +63,7 @@ async def test_a_member_replaced_while_the_others_wait_at_the_gate_completes_the
         )
         for p in (a, b)
     ]
-    await asyncio.sleep(0.01)
+    await settle()  # both wait at the gate
     service.remove_pod(c)  # never reached bind; its Job makes a replacement
     assert set(group.plan) == {"a", "b"}
     d = member("d")

@@ -13,6 +13,7 @@ from extender.core import cluster, gang, model
 from extender.service import BindError, ExtenderService, Victims
 from extender.settings import Settings
 from tests import builders
+from tests.manual_timers import ManualTimers, settle
 
 RACK = "muster.dev/rack"
 
@@ -51,14 +52,19 @@ class FlakyBinder(simulation.SimulatedBinder):
 def make_service(
     nodes: int = 4, *, timeout: float = 30.0, fail: set[str] | None = None, cpu: str = "4"
 ) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder]:
+    """The service on a manual clock (``service.timers``): no deadline passes unless a test
+    advances it."""
     state = cluster.ClusterState()
     notifier = RecordingNotifier()
     binder = FlakyBinder(state, fail or set())
+    timers = ManualTimers()
     service = ExtenderService(
         state=state,
         binder=binder,
         notifier=notifier,
         settings=Settings(gang_timeout_seconds=timeout, gang_backoff_base_seconds=60),
+        clock=timers.now,
+        timers=timers,
     )
     for i in range(nodes):
         state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={RACK: f"r{i // 2}"}))
@@ -161,7 +167,7 @@ async def test_bind_waits_at_the_gate_until_every_member_arrives():
         )
 
     first, second = bind(pods[0]), bind(pods[1])
-    await asyncio.sleep(0.01)
+    await settle()
     assert not first.done() and not second.done()
     assert binder.calls == []
     third = bind(pods[2])
@@ -172,16 +178,23 @@ async def test_bind_waits_at_the_gate_until_every_member_arrives():
 
 
 async def test_deadline_fails_every_waiting_bind_and_releases_the_reservation():
-    service, notifier, binder = make_service(timeout=0.05)
+    service, notifier, binder = make_service(timeout=5)
+    timers = service.timers
     pods = [member(n) for n in "abc"]
     for pod in pods:
         service.filter(pod, names(service))
     group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
     planned = group.plan["a"]
-    with pytest.raises(BindError, match="timed out after 0s: 1/3 planned member"):
-        await asyncio.wait_for(
-            service.bind(namespace="default", name="a", uid="a", node_name=planned), 1
-        )
+    waiting = asyncio.create_task(
+        service.bind(namespace="default", name="a", uid="a", node_name=planned)
+    )
+    await settle()
+    timers.advance(4.9)
+    await settle()
+    assert not waiting.done()  # the deadline has not passed yet
+    timers.advance(0.1)
+    with pytest.raises(BindError, match="timed out after 5s: 1/3 planned member"):
+        await waiting
     assert binder.calls == []
     assert all(not u.get("cpu") for u in service.state.snapshot_used().values())
     assert group.plan == {} and group.attempts == 1
@@ -189,6 +202,14 @@ async def test_deadline_fails_every_waiting_bind_and_releases_the_reservation():
     assert backing_off.passed == []
     assert "backing off" in next(iter(backing_off.unresolvable.values()))
     assert any(reason == "GangBackingOff" for _, reason, _ in notifier.events)
+    # At the end of the backoff (60 s, the first of the exponential steps) the waiting
+    # members are nudged, so the scheduler retries them into a new plan.
+    notifier.nudged.clear()
+    timers.advance(59.9)
+    assert notifier.nudged == []
+    timers.advance(0.1)
+    assert sorted(notifier.nudged) == ["a", "b", "c"]
+    assert len(service.filter(pods[1], names(service)).passed) == 1
 
 
 async def test_failed_binding_is_reported_and_only_that_member_is_replanned():
