@@ -123,6 +123,7 @@ class ExtenderService:
             clock=clock,
             replicate_labels=settings.replicate_labels,
         )
+        self.admission.lifecycle.timers = self.timers  # until QueueAdmission passes timers= itself
         # Pods whose last filter passed no node for lack of room (uid -> (pod, when)), oldest
         # first, at most ``remembered_pods``.
         self._turned_away: dict[str, tuple[model.Pod, float]] = {}

@@ -16,7 +16,6 @@ as annotations on the workload's pods, and asks back (``evict``, ``changed``) wh
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -27,7 +26,8 @@ from typing import Any
 import cachetools
 
 from extender.core import lifecycle, model
-from extender.service.ports import Clock, Notifier
+from extender.service.ports import Cancellable, Clock, Notifier, Timers
+from extender.service.timers import LoopTimers
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Lifecycles:
         notifier: Notifier,
         evict: Callable[[model.WorkloadKey, str], None],
         changed: Callable[[], None],
+        timers: Timers | None = None,
         wall: Clock = time.time,
         jitter: Callable[[], float] = random.random,
         replicate_labels: Iterable[str] = (),
@@ -59,6 +60,9 @@ class Lifecycles:
         self.notifier = notifier
         self.evict = evict
         self.changed = changed
+        self.timers: Timers = timers if timers is not None else LoopTimers()
+        """Runs the rules' timers; the service gives every part its one owner, so that one
+        ``close`` cancels them all (without one given: timers of its own)."""
         self.wall = wall
         self.jitter = jitter
         self.replicate_labels = tuple(replicate_labels)
@@ -73,7 +77,7 @@ class Lifecycles:
         self._resting: cachetools.LRUCache[model.WorkloadKey, lifecycle.Record] = (
             cachetools.LRUCache(forgotten)
         )
-        self._timers: dict[model.WorkloadKey, list[asyncio.TimerHandle]] = {}
+        self._timers: dict[model.WorkloadKey, list[Cancellable]] = {}
 
     # -- what the queue manager tells ------------------------------------------------------
 
@@ -299,9 +303,7 @@ class Lifecycles:
             warning=True,
         )
         self._persist(record)
-        asyncio.get_running_loop().call_later(
-            max(0.0, outcome.state.requeue_at - now) + 0.05, self.changed
-        )
+        self.timers.later(max(0.0, outcome.state.requeue_at - now) + 0.05, self.changed)
 
     def _check_max_execution(self, key: model.WorkloadKey, admitted_at: float | None) -> None:
         record = self.records.get(key)
@@ -363,11 +365,7 @@ class Lifecycles:
         fn: Callable[[model.WorkloadKey, float | None], None],
         admitted_at: float | None,
     ) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        handle = loop.call_later(delay, fn, record.key, admitted_at)
+        handle = self.timers.later(delay, fn, record.key, admitted_at)
         self._timers.setdefault(record.key, []).append(handle)
 
     def _cancel(self, key: model.WorkloadKey) -> None:

@@ -18,6 +18,7 @@ from extender.core import cluster, gang, model, queues
 from extender.service import ExtenderService
 from extender.settings import Settings
 from tests import builders
+from tests.manual_timers import ManualTimers
 from tests.service.test_gangs import FlakyBinder, RecordingNotifier
 
 SETUP = """\
@@ -79,16 +80,22 @@ class RecordingEvictor:
 def make_service(
     *, cpu: int = 9, nodes: int = 4
 ) -> tuple[ExtenderService, RecordingNotifier, RecordingEvictor]:
+    """The service on a manual clock (``service.timers``, also the lifecycles' wall clock):
+    no timeout passes unless a test advances it."""
     state = cluster.ClusterState()
     notifier = RecordingNotifier()
     evictor = RecordingEvictor()
+    timers = ManualTimers()
     service = ExtenderService(
         state=state,
         binder=FlakyBinder(state, set()),
         notifier=notifier,
         evictor=evictor,
         settings=Settings(),
+        clock=timers.now,
+        timers=timers,
     )
+    service.admission.lifecycle.wall = timers.now
     evictor.service = service
     for i in range(nodes):
         kind = "spot" if i % 2 else "on-demand"

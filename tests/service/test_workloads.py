@@ -11,6 +11,7 @@ import yaml
 
 from extender.core import gang, lifecycle, model, queues
 from tests import builders
+from tests.manual_timers import settle
 from tests.service.test_queues import NODES, SETUP, gang_members, make_service, queued, schedule
 
 WAIT = """\
@@ -42,10 +43,15 @@ def ready(pod: model.Pod) -> model.Pod:
 
 async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
     service, notifier, evictor = make_service()
+    timers = service.timers
     configure(service, timeout=0.3, base=0.2)
     pod = queued("slow")
     assert await schedule(service, pod) in ("n0", "n2")
-    await asyncio.sleep(0.4)  # past the timeout: evicted, gone
+    timers.advance(0.25)
+    await settle()
+    assert evictor.evicted == []  # within the timeout
+    timers.advance(0.15)  # past the timeout: evicted, gone
+    await settle()
     assert evictor.evicted == ["slow"]
     state = service.admission.lifecycle._resting[builders.workload_key("pod/default/slow")].requeue
     assert state.count == 1
@@ -53,11 +59,13 @@ async def test_pods_not_ready_in_time_are_evicted_and_requeued_with_backoff():
     # Its controller makes it again: it waits for the backoff, then is admitted (and nudged).
     again = queued("slow", uid="slow-again")  # the pod recreated: a new uid
     assert "requeued 1 time(s) after PodsReady timeout" in await schedule(service, again)
-    await asyncio.sleep(0.3)
+    timers.advance(0.3)  # past the backoff
+    await settle()
     assert "slow" in notifier.nudged
     assert await schedule(service, again) in ("n0", "n2")
     service.apply_pod(ready(service.state.pods[again.uid]))
-    await asyncio.sleep(0.4)
+    timers.advance(0.4)
+    await settle()
     assert evictor.evicted == ["slow"]  # Ready in time: it stays
     assert record(service, "pod/default/slow").status is lifecycle.Status.ADMITTED
     assert record(service, "pod/default/slow").conditions["PodsReady"].status
@@ -90,7 +98,8 @@ async def test_a_gang_replacement_arriving_during_its_eviction_waits_for_the_gan
     configure(service, timeout=0.2, base=0.01)
     old = gang_members("train", "old", "1")
     assert set(await schedule_gang(service, old)) <= set(NODES)
-    await asyncio.sleep(0.3)  # past the PodsReady timeout
+    service.timers.advance(0.3)  # past the PodsReady timeout
+    await settle()
     assert sorted(evictor.evicted) == ["old0", "old1", "old2"]
     new = gang_members("train", "new")
     for pod in new:
@@ -99,7 +108,8 @@ async def test_a_gang_replacement_arriving_during_its_eviction_waits_for_the_gan
     assert not any(pod.uid in service.admission.ledger.charges for pod in new)
     for pod in old:
         service.remove_pod(pod)
-    await asyncio.sleep(0.1)  # past the backoff
+    service.timers.advance(0.1)  # past the backoff
+    await settle()
     assert set(await schedule_gang(service, new)) <= set(NODES)
     assert {str(service.admission.ledger.charges[pod.uid].workload) for pod in new} == {
         "gang/default/train/main"
@@ -111,10 +121,12 @@ async def test_the_backoff_limit_deactivates_and_active_true_queues_again():
     configure(service, limit=1, base=0.01)
     for attempt in range(2):
         pod = queued("flaky", uid=f"flaky-{attempt}")  # recreated each time: a new uid
-        await asyncio.sleep(0.05)
+        service.timers.advance(0.05)  # past the backoff of the previous attempt
+        await settle()
         service.admission.run_cycle()
         assert await schedule(service, pod) in ("n0", "n2"), attempt
-        await asyncio.sleep(0.1)
+        service.timers.advance(0.1)  # past the PodsReady timeout
+        await settle()
     assert evictor.evicted == ["flaky", "flaky"]
     back = queued("flaky", uid="flaky-back")
     reason = await schedule(service, back)
@@ -157,9 +169,13 @@ async def test_maximum_execution_time_counts_earlier_admissions():
     pod = queued("bounded", labels={lifecycle.MAX_EXEC_LABEL: "2"})
     service.apply_pod(pod)
     key = builders.workload_key("pod/default/bounded")
-    service.admission.lifecycle.record(key, "default").accumulated = 1.9
+    service.admission.lifecycle.record(key, "default").accumulated = 1.5
     assert await schedule(service, pod) in ("n0", "n2")
-    await asyncio.sleep(0.3)  # 1.9 s before, 0.1 s now: past 2 s
+    service.timers.advance(0.25)
+    await settle()
+    assert evictor.evicted == []  # 1.5 s before, 0.25 s now: within 2 s
+    service.timers.advance(0.25)  # 1.5 s before, 0.5 s now: 2 s reached
+    await settle()
     assert evictor.evicted == ["bounded"]
     rested = service.admission.lifecycle._resting[builders.workload_key("pod/default/bounded")]
     assert not rested.active
@@ -273,12 +289,15 @@ async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_t
     assert await schedule(service, pod) in ("n0", "n2")
     running = ready(service.state.pods[pod.uid])
     service.apply_pod(running)
-    await asyncio.sleep(0.15)
-    assert evictor.evicted == []  # Ready: nothing happens
+    service.timers.advance(10)
+    await settle()
+    assert evictor.evicted == []  # Ready: nothing happens, past the 5 s timeout too
     service.apply_pod(dataclasses.replace(running, ready=False, resource_version="3"))
-    await asyncio.sleep(0.05)
+    service.timers.advance(0.05)
+    await settle()
     assert evictor.evicted == []  # still within the recovery timeout
-    await asyncio.sleep(0.15)
+    service.timers.advance(0.15)
+    await settle()
     assert evictor.evicted == ["steady"]
 
 
