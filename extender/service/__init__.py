@@ -98,7 +98,7 @@ class ExtenderService:
         self.settings = settings
         self.clock = clock
         self.timers: Timers = timers if timers is not None else LoopTimers()
-        """The one owner of the deferred work of every part."""
+        """The one owner of the deferred work of every part; ``close`` cancels it."""
         self.notifier = notifier or QuietNotifier()
         self.cache = (
             feasibility.FeasibilityCache(max_signatures=settings.cache_signatures)
@@ -293,6 +293,11 @@ class ExtenderService:
         if pods:
             log.info("view synced: nudging %d pod(s) the scheduler could not place", len(pods))
             self.notifier.nudge(pods)
+
+    def close(self) -> None:
+        """At shutdown: cancel the deferred work still pending (timers such as gang
+        deadlines and PodsReady timeouts, tasks such as a gang's binds); none starts after."""
+        self.timers.close()
 
     # -- housekeeping (every second, supervised by the app) --------------------------------
 

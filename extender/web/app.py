@@ -3,7 +3,8 @@
 ``make_app`` serves both the CLI and the tests.  The background work (the source that keeps the
 cluster view current, the queues file poll, the service's housekeeping) runs as supervised tasks
 inside the app's cleanup context: they start with the server, a failure of one restarts it
-alone, and all are cancelled and awaited when the server stops.
+alone, and all are cancelled and awaited when the server stops; then the service's deferred
+work (its timers and tasks) is cancelled and the closers run.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def make_app(
     closers: Sequence[Callable[[], None]] = (),
     max_body_bytes: int = 32 * 2**20,
 ) -> web.Application:
-    """The app; ``closers`` run at shutdown, after the background work has stopped (e.g. the
-    API client's worker threads)."""
+    """The app; at shutdown, after the background work has stopped, the service's deferred
+    work is cancelled (``service.close``) and then the ``closers`` run (e.g. the API client's
+    worker threads, which that work may still have been using)."""
     app = web.Application(middlewares=[middlewares.extender_errors], client_max_size=max_body_bytes)
     app[keys.SERVICE] = service
     app[keys.BODY_READ_TIMEOUT] = service.settings.body_read_timeout_seconds
@@ -50,7 +52,7 @@ def make_app(
         **(background_work or {}),
     }
     app.cleanup_ctx.append(_exporting(service))
-    app.cleanup_ctx.append(_run_in_background(work, closers))
+    app.cleanup_ctx.append(_run_in_background(work, (service.close, *closers)))
     return app
 
 

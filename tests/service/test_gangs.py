@@ -212,6 +212,19 @@ async def test_deadline_fails_every_waiting_bind_and_releases_the_reservation():
     assert len(service.filter(pods[1], names(service)).passed) == 1
 
 
+def test_a_planned_gangs_deadline_timer_is_cancelled_when_the_service_closes():
+    service, _, _ = make_service(timeout=5)
+    timers = service.timers
+    for name in "abc":
+        service.filter(member(name), names(service))
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    assert group.timer is not None and timers.scheduled == [group.timer]
+    service.close()
+    assert group.timer.cancelled() and timers.scheduled == []
+    timers.advance(3600)
+    assert set(group.plan) == {"a", "b", "c"} and group.attempts == 0
+
+
 async def test_failed_binding_is_reported_and_only_that_member_is_replanned():
     service, _, binder = make_service(fail={"b"})
     pods = [member(n) for n in "abc"]

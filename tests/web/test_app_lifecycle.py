@@ -1,5 +1,5 @@
-"""The app's lifetime: background work starts with it; at shutdown it is cancelled first and
-the closers run after it."""
+"""The app's lifetime: background work starts with it; at shutdown it is cancelled first, then
+the service's deferred work, and the closers run after both."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from extender.core import cluster, model
+from extender.core import cluster, gang, model
 from extender.service import ExtenderService
+from extender.service.timers import LoopTimers
 from extender.settings import Settings
 from extender.simulation import SimulatedBinder
 from extender.web.app import make_app
+from tests import builders
 
 
 async def test_background_work_runs_and_stops_before_the_closers() -> None:
@@ -62,3 +64,27 @@ async def test_the_metrics_read_the_service_the_app_serves_and_only_while_it_ser
     assert "muster_cluster_nodes 5.0" in second
     samples = [line for line in second.splitlines() if line.startswith("muster_cluster_nodes ")]
     assert samples == ["muster_cluster_nodes 5.0"]
+
+
+async def test_at_shutdown_the_services_timers_are_cancelled_before_the_closers_run() -> None:
+    state = cluster.ClusterState()
+    service = ExtenderService(state=state, binder=SimulatedBinder(state), settings=Settings())
+    state.upsert_node(builders.node("n0", cpu="8"))
+    state.mark_synced()
+    annotations = {gang.MIN_COUNT_ANNOTATION: "2"}
+    members = [
+        builders.pod(n, uid=n, labels={gang.WORKLOAD_LABEL: "train"}, annotations=annotations)
+        for n in ("a", "b")
+    ]
+    for pod in members:
+        service.filter(pod, ["n0"])  # quorum: planned, its deadline armed on the loop
+    group = service.gangs.groups[gang.GroupKey("default", "train", "main")]
+    deadline = group.timer
+    assert deadline is not None and not deadline.cancelled()
+    seen: list[bool] = []
+    app = make_app(service, closers=[lambda: seen.append(deadline.cancelled())])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await runner.cleanup()
+    assert seen == [True]
+    assert isinstance(service.timers, LoopTimers) and service.timers.pending == 0
