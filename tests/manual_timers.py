@@ -94,6 +94,9 @@ class ManualTimers:
             handle.callback()
         self._now = until
 
+    def start(self) -> None:
+        """Nothing to hand over: callbacks run when the clock is advanced."""
+
     def close(self) -> None:
         self.closed = True
         for _, _, handle in self._due:

@@ -294,6 +294,11 @@ class ExtenderService:
             log.info("view synced: nudging %d pod(s) the scheduler could not place", len(pods))
             self.notifier.nudge(pods)
 
+    def start(self) -> None:
+        """Once the loop runs (the app's startup): the deferred work asked for while the
+        service was built (before the loop ran) starts now."""
+        self.timers.start()
+
     def close(self) -> None:
         """At shutdown: cancel the deferred work still pending (timers such as gang
         deadlines and PodsReady timeouts, tasks such as a gang's binds); none starts after."""

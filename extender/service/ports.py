@@ -93,10 +93,11 @@ class Timers(Protocol):
     coroutines run as tasks.  Everything it hands out is tracked until it ran, and ``close``
     cancels what is still pending, so nothing outlives the service.
 
-    ``LoopTimers`` (``extender.service.timers``) runs on the running asyncio loop and must be
-    called from inside it; synchronous code (tests of the sync path, tools without a loop) is
-    given a manual clock instead (``tests/manual_timers.py``).  Callbacks run on the loop,
-    never concurrently with other service code, so they may change state freely.
+    ``LoopTimers`` (``extender.service.timers``) runs the work on the running asyncio loop;
+    work asked for while no loop runs yet (the service is built before the server starts)
+    waits for ``start``.  Tests use a manual clock instead (``tests/manual_timers.py``).
+    Callbacks run on the loop, never concurrently with other service code, so they may
+    change state freely.
     """
 
     def later(self, delay: float, callback: Callable[[*Ts], object], *args: *Ts) -> Cancellable:
@@ -108,6 +109,10 @@ class Timers(Protocol):
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str = "") -> Cancellable:
         """Run ``work`` as a task of its own."""
+
+    def start(self) -> None:
+        """Called once from inside the running loop (the app's startup): the work asked for
+        while no loop ran starts now, its delays counted from when it was asked for."""
 
     def close(self) -> None:
         """Cancel every pending callback and task; from then on nothing new is started

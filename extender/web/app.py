@@ -3,8 +3,9 @@
 ``make_app`` serves both the CLI and the tests.  The background work (the source that keeps the
 cluster view current, the queues file poll, the service's housekeeping) runs as supervised tasks
 inside the app's cleanup context: they start with the server, a failure of one restarts it
-alone, and all are cancelled and awaited when the server stops; then the service's deferred
-work (its timers and tasks) is cancelled and the closers run.
+alone, and all are cancelled and awaited when the server stops.  The service's deferred work
+(its timers and tasks) starts before the background work and is cancelled after it, before the
+closers run.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def make_app(
     closers: Sequence[Callable[[], None]] = (),
     max_body_bytes: int = 32 * 2**20,
 ) -> web.Application:
-    """The app; at shutdown, after the background work has stopped, the service's deferred
-    work is cancelled (``service.close``) and then the ``closers`` run (e.g. the API client's
-    worker threads, which that work may still have been using)."""
+    """The app.  At startup the service's deferred work asked for before the loop ran starts
+    (``service.start``), then the background work.  At shutdown, after the background work
+    has stopped, the service's deferred work is cancelled (``service.close``) and then the
+    ``closers`` run (e.g. the API client's worker threads, which that work may still have been
+    using)."""
     app = web.Application(middlewares=[middlewares.extender_errors], client_max_size=max_body_bytes)
     app[keys.SERVICE] = service
     app[keys.BODY_READ_TIMEOUT] = service.settings.body_read_timeout_seconds
@@ -52,7 +55,9 @@ def make_app(
         **(background_work or {}),
     }
     app.cleanup_ctx.append(_exporting(service))
-    app.cleanup_ctx.append(_run_in_background(work, (service.close, *closers)))
+    app.cleanup_ctx.append(
+        _run_in_background(work, start=service.start, closers=(service.close, *closers))
+    )
     return app
 
 
@@ -68,9 +73,13 @@ def _exporting(service: ExtenderService) -> Callable[[web.Application], AsyncIte
 
 
 def _run_in_background(
-    work: Mapping[str, background.Run], closers: Sequence[Callable[[], None]]
+    work: Mapping[str, background.Run],
+    *,
+    start: Callable[[], None],
+    closers: Sequence[Callable[[], None]],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
+        start()
         tasks = [
             asyncio.create_task(background.supervised(name, run), name=name)
             for name, run in work.items()

@@ -1,13 +1,12 @@
 """The one owner of deferred work: ``LoopTimers`` tracks every callback and task it started,
-forgets them once done, and cancels what is pending at ``close``; the manual clock the other
-tests use runs what falls due, in order, only when time is advanced."""
+forgets them once done, keeps what is asked for before the loop runs until ``start``, and
+cancels what is pending at ``close``; the manual clock the other tests use runs what falls
+due, in order, only when time is advanced."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-
-import pytest
 
 from extender.service.timers import LoopTimers
 from tests.manual_timers import ManualTimers, settle
@@ -71,9 +70,53 @@ async def test_close_cancels_every_pending_callback_and_task_and_starts_nothing_
     assert ran == [] and timers.pending == 0
 
 
-def test_outside_a_running_loop_it_refuses_to_schedule():
-    with pytest.raises(RuntimeError, match="no running event loop"):
-        LoopTimers().later(1, print)
+def test_work_asked_for_before_the_loop_runs_waits_for_start():
+    timers = LoopTimers()
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("task")
+
+    timers.soon(ran.append, "soon")
+    timers.later(0, ran.append, "later")
+    timers.later(0, ran.append, "cancelled").cancel()
+    long = timers.later(3600, ran.append, "an hour later")
+    timers.spawn(work())
+    assert timers.pending == 4
+
+    async def serve() -> None:
+        await settle()
+        assert ran == []  # the loop runs, but nobody started the owner
+        timers.start()
+        await settle()
+        assert sorted(ran) == ["later", "soon", "task"]
+        assert timers.pending == 1 and not long.cancelled()
+        timers.close()
+
+    asyncio.run(serve())
+    assert long.cancelled() and timers.pending == 0
+
+
+def test_closed_before_the_loop_runs_nothing_it_was_asked_for_ever_runs():
+    timers = LoopTimers()
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("task")
+
+    unrun = work()
+    task = timers.spawn(unrun)
+    call = timers.later(0, ran.append, "later")
+    timers.close()
+    assert task.cancelled() and call.cancelled() and timers.pending == 0
+    assert inspect.getcoroutinestate(unrun) == inspect.CORO_CLOSED
+
+    async def serve() -> None:
+        timers.start()
+        await settle()
+
+    asyncio.run(serve())
+    assert ran == []
 
 
 def test_the_manual_clock_runs_what_falls_due_in_order_and_only_when_advanced():

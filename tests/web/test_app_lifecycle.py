@@ -88,3 +88,22 @@ async def test_at_shutdown_the_services_timers_are_cancelled_before_the_closers_
     await runner.cleanup()
     assert seen == [True]
     assert isinstance(service.timers, LoopTimers) and service.timers.pending == 0
+
+
+def test_work_asked_for_while_the_service_was_built_starts_with_the_app() -> None:
+    state = cluster.ClusterState()
+    service = ExtenderService(state=state, binder=SimulatedBinder(state), settings=Settings())
+    ran: list[str] = []
+    service.timers.soon(ran.append, "soon")  # no loop runs yet, as when the CLI builds it
+
+    async def serve() -> tuple[list[str], list[str]]:
+        runner = web.AppRunner(make_app(service))
+        await asyncio.sleep(0)
+        before = list(ran)  # the loop runs, the app has not started
+        await runner.setup()
+        await asyncio.sleep(0)
+        started = list(ran)
+        await runner.cleanup()
+        return before, started
+
+    assert asyncio.run(serve()) == ([], ["soon"])
