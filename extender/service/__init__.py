@@ -120,10 +120,10 @@ class ExtenderService:
             notifier=self.notifier,
             evictor=evictor,
             node_labels=self._node_labels,
+            timers=self.timers,
             clock=clock,
             replicate_labels=settings.replicate_labels,
         )
-        self.admission.lifecycle.timers = self.timers  # until QueueAdmission passes timers= itself
         # Pods whose last filter passed no node for lack of room (uid -> (pod, when)), oldest
         # first, at most ``remembered_pods``.
         self._turned_away: dict[str, tuple[model.Pod, float]] = {}
@@ -301,7 +301,8 @@ class ExtenderService:
 
     def close(self) -> None:
         """At shutdown: cancel the deferred work still pending (timers such as gang
-        deadlines and PodsReady timeouts, tasks such as a gang's binds); none starts after."""
+        deadlines, PodsReady timeouts and the admission cycle asked for; tasks such as a
+        gang's binds and queue evictions); none starts after."""
         self.timers.close()
 
     # -- housekeeping (every second, supervised by the app) --------------------------------

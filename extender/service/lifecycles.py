@@ -27,7 +27,6 @@ import cachetools
 
 from extender.core import lifecycle, model
 from extender.service.ports import Cancellable, Clock, Notifier, Timers
-from extender.service.timers import LoopTimers
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class Lifecycles:
         notifier: Notifier,
         evict: Callable[[model.WorkloadKey, str], None],
         changed: Callable[[], None],
-        timers: Timers | None = None,
+        timers: Timers,
         wall: Clock = time.time,
         jitter: Callable[[], float] = random.random,
         replicate_labels: Iterable[str] = (),
@@ -60,9 +59,9 @@ class Lifecycles:
         self.notifier = notifier
         self.evict = evict
         self.changed = changed
-        self.timers: Timers = timers if timers is not None else LoopTimers()
-        """Runs the rules' timers; the service gives every part its one owner, so that one
-        ``close`` cancels them all (without one given: timers of its own)."""
+        self.timers = timers
+        """Runs the rules' timers: the service's one owner, so that one ``close`` cancels
+        them with the rest."""
         self.wall = wall
         self.jitter = jitter
         self.replicate_labels = tuple(replicate_labels)

@@ -4,7 +4,6 @@ usage, and the configuration reloads without losing anything."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import textwrap
@@ -18,7 +17,7 @@ from extender.core import cluster, gang, model, queues
 from extender.service import ExtenderService
 from extender.settings import Settings
 from tests import builders
-from tests.manual_timers import ManualTimers
+from tests.manual_timers import ManualTimers, settle
 from tests.service.test_gangs import FlakyBinder, RecordingNotifier
 
 SETUP = """\
@@ -81,7 +80,8 @@ def make_service(
     *, cpu: int = 9, nodes: int = 4
 ) -> tuple[ExtenderService, RecordingNotifier, RecordingEvictor]:
     """The service on a manual clock (``service.timers``, also the lifecycles' wall clock):
-    no timeout passes unless a test advances it."""
+    no timeout passes unless a test advances it, and the admission cycle a change asks for
+    runs at the next ``advance()`` (or at once, in the next filter call)."""
     state = cluster.ClusterState()
     notifier = RecordingNotifier()
     evictor = RecordingEvictor()
@@ -150,9 +150,30 @@ async def test_nine_cpus_admit_nine_pods_the_tenth_waits_until_one_finishes():
     assert ("p9", "QueuePending", placed[9]) in notifier.events
     # p0 succeeds: its cpu goes back to the queue and p9 is admitted (and nudged) at once.
     service.apply_pod(model_with(bound(service, pods[0]), phase="Succeeded"))
-    await asyncio.sleep(0)
+    assert "p9" not in notifier.nudged  # the cycle is asked for soon, not run inside the watch
+    service.timers.advance()  # the cycle asked for runs
     assert "p9" in notifier.nudged
     assert await schedule(service, pods[9]) in ("n0", "n2")
+
+
+def test_changes_ask_the_services_timers_for_one_cycle_and_a_filter_call_runs_a_due_one():
+    service, _, _ = make_service(cpu=1)
+    timers, cycle = service.timers, service.admission.cycle
+    timers.advance()  # what building and configuring asked for
+    assert timers.scheduled == [] and not cycle.due
+    cycle.changed()
+    cycle.changed(full=False)
+    assert cycle.due and len(timers.scheduled) == 1  # one cycle for both changes
+    timers.advance()
+    assert not cycle.due and timers.scheduled == []
+    # A filter call finds the cycle due and runs it at once; the one asked for finds none due.
+    cycle.changed()
+    pod = queued("first")
+    service.apply_pod(pod)
+    assert service.filter(pod, NODES).passed
+    assert not cycle.due and len(timers.scheduled) == 1
+    timers.advance()
+    assert not cycle.due and timers.scheduled == []
 
 
 def model_with(pod: model.Pod, **changes) -> model.Pod:
@@ -224,7 +245,7 @@ async def test_a_higher_priority_workload_preempts_and_is_admitted_when_the_vict
     evictor.service = None  # the victim's pod stays until removed below
     first = await schedule(service, urgent)
     assert "preempting 1 workload(s)" in first
-    await asyncio.sleep(0)  # the eviction task runs
+    await settle()  # the eviction task runs
     assert evictor.evicted == ["low"]
     why = "preempted to admit pod/default/urgent (priority 1000) within its ClusterQueue"
     assert ("low", "QueueEvicted", why) in notifier.events
@@ -260,7 +281,7 @@ async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_e
     assert await schedule(service, first) in ("n0", "n2")
     assert "0 of 1 free" in await schedule(service, second)
     service.admission.configure(config(2))
-    await asyncio.sleep(0)
+    service.timers.advance()  # the cycle asked for runs
     assert "second" in notifier.nudged
     assert await schedule(service, second) in ("n0", "n2")
     service.admission.configure(
@@ -268,8 +289,8 @@ async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_e
             2, **{"namespaceSelector: {}": ("namespaceSelector: {}\n  stopPolicy: HoldAndDrain")}
         )
     )
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    service.timers.advance()  # the cycle drains the stopped queue
+    await settle()  # the eviction tasks run
     assert sorted(evictor.evicted) == ["first", "second"]
     third = queued("third")
     assert await schedule(service, third) == (

@@ -157,7 +157,7 @@ async def test_active_false_evicts_a_running_workload_and_never_requeues_it():
             bound, annotations={lifecycle.ACTIVE_ANNOTATION: "false"}, resource_version="3"
         )
     )
-    await asyncio.sleep(0)
+    await settle()  # the eviction task runs
     assert evictor.evicted == ["paused"]
     again = queued("paused", uid="paused-again")
     reason = await schedule(service, again)
@@ -316,7 +316,7 @@ async def test_a_workload_object_turned_inactive_and_active_again():
         service.apply_pod(m)
     assert len(service.filter(members[0], NODES).passed) == 1
     service.apply_workload(dataclasses.replace(workload, active=False))
-    await asyncio.sleep(0)
+    await settle()  # the eviction tasks run
     assert sorted(evictor.evicted) == ["w0", "w1"]
     back = [queued(f"w{i}", labels=members[0].labels) for i in range(2, 4)]
     for m in back:

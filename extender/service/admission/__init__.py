@@ -32,7 +32,7 @@ from extender.service.admission.cycle import AdmissionCycle
 from extender.service.admission.ledger import Admission, Ledger
 from extender.service.admission.pending import PendingPods, queue_of
 from extender.service.lifecycles import Lifecycles
-from extender.service.ports import Clock, Evictor, GangView, Notifier
+from extender.service.ports import Clock, Evictor, GangView, Notifier, Timers
 
 __all__ = ["QueueAdmission", "Verdict", "queue_of"]
 
@@ -54,6 +54,7 @@ class QueueAdmission:
         notifier: Notifier,
         evictor: Evictor | None,
         node_labels: Callable[[str], Mapping[str, str] | None],
+        timers: Timers,
         clock: Clock = time.monotonic,
         wall: Clock = time.time,
         replicate_labels: tuple[str, ...] = (),
@@ -69,6 +70,7 @@ class QueueAdmission:
             notifier=notifier,
             evict=self._evict,
             changed=self._changed,
+            timers=timers,
             wall=wall,
             replicate_labels=replicate_labels,
         )
@@ -80,6 +82,7 @@ class QueueAdmission:
             notifier=notifier,
             evictor=evictor,
             namespace_labels=self._namespace_labels,
+            timers=timers,
             clock=clock,
         )
         self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}

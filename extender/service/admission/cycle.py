@@ -1,8 +1,9 @@
 """The admission cycle (Kueue's scheduler): decide which pending workloads are admitted, in
 what order the rest wait and why, which admitted workloads are preempted or drained.
 
-A cycle runs soon after anything that can change a decision (``changed``), at most once per
-turn of the event loop, and at once when a filter call finds one due.  Its phases:
+A cycle runs soon after anything that can change a decision (``changed`` asks the service's
+``Timers`` for it), at most once per turn of the event loop, and at once when a filter call
+finds one due.  Its phases:
 
 1. build the pending workloads from the queued pods (all, or only the arrivals);
 2. take what the quota book and the admitted workloads are now;
@@ -15,7 +16,6 @@ turn of the event loop, and at once when a filter call finds one due.  Its phase
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -26,7 +26,7 @@ from extender.core import lifecycle, model, queueing, queues, quota
 from extender.service.admission.ledger import Admission, Ledger
 from extender.service.admission.pending import PendingPods, queue_of
 from extender.service.lifecycles import Lifecycles
-from extender.service.ports import Clock, Evictor, Notifier
+from extender.service.ports import Clock, Evictor, Notifier, Timers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class AdmissionCycle:
         notifier: Notifier,
         evictor: Evictor | None,
         namespace_labels: Callable[[str], Mapping[str, str]],
+        timers: Timers,
         clock: Clock = time.monotonic,
     ) -> None:
         self.ledger = ledger
@@ -62,6 +63,7 @@ class AdmissionCycle:
         self.notifier = notifier
         self.evictor = evictor
         self.namespace_labels = namespace_labels
+        self.timers = timers
         self.clock = clock
         self.pending: dict[model.WorkloadKey, queueing.Pending] = {}
         """The last decisions about the workloads that wait, with their place in line."""
@@ -74,7 +76,6 @@ class AdmissionCycle:
         """Something besides arrivals changed: the next cycle looks at everything."""
         self.due = False
         self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def changed(self, *, full: bool = True) -> None:
         """Something that can change a decision happened: run a cycle soon.  ``full=False``:
@@ -83,12 +84,8 @@ class AdmissionCycle:
         self._full = self._full or full
         if self._scheduled:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop (sync tests): the next filter call runs the cycle
         self._scheduled = True
-        loop.call_soon(self._soon)
+        self.timers.soon(self._soon)
 
     def _soon(self) -> None:
         self._scheduled = False
@@ -283,9 +280,7 @@ class AdmissionCycle:
         if self.evictor is None:
             return
         for pod in pods:
-            task = asyncio.get_running_loop().create_task(self._evict_pod(pod, reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.timers.spawn(self._evict_pod(pod, reason), name=f"evict {pod.key}")
 
     async def _evict_pod(self, pod: model.Pod, reason: str) -> None:
         assert self.evictor is not None
