@@ -124,11 +124,13 @@ async def measure(
         await driver.drain()
     finally:
         gc.unfreeze()
-    bound = service.binder.bound if isinstance(service.binder, simulation.SimulatedBinder) else 0
+    binder = service.binds.binder
+    bound = binder.bound if isinstance(binder, simulation.SimulatedBinder) else 0
     per_pod = 1e3 / max(1, bound)  # seconds -> ms per pod
     svc = poster.service_cpu
     answers = poster.answer_cpu
-    stats = service.cache.stats if service.cache is not None else None
+    cache = service.judge.cache
+    stats = cache.stats if cache is not None else None
     lookups = (stats.hits + stats.partial_hits + stats.misses) if stats else 0
     return {
         "scenario": scenario,

@@ -78,17 +78,15 @@ async def test_a_member_replaced_while_the_others_wait_at_the_gate_completes_the
 async def test_pods_turned_away_lately_are_retried_when_a_pod_leaves_its_node():
     # kube-scheduler retries its unschedulable pods when a bound pod goes; muster's watch may
     # see that a moment later, so what it turned away just before is retried once more.
-    service, notifier, _ = make_service(nodes=1, cpu="4")
-    now = [100.0]
-    service.clock = lambda: now[0]
+    service, notifier, _ = make_service(nodes=1, cpu="4")  # on a manual clock
     running = builders.pod("running", uid="running", cpu="3", node_name="n0")
     early, late = (builders.pod(n, uid=n, cpu="2") for n in ("early", "late"))
     for pod in (running, early, late):
         service.apply_pod(pod)
     assert not service.filter(early, ["n0"]).passed
-    now[0] += 10
+    service.timers.advance(10)
     assert not service.filter(late, ["n0"]).passed
-    now[0] += 1
+    service.timers.advance(1)
     assert notifier.nudged == []
     service.remove_pod(running)
     assert notifier.nudged == ["late"]  # "early" was turned away long before: not stale
