@@ -9,26 +9,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from extender.core import cluster, model
+from extender.core import cluster
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import make_app
 from tests import builders
+from tests.fakes import FakeBinder
 
 NODE_NAMES = ("node1", "node2", "node3")
-
-
-class FakeBinder:
-    """Records every bind; raises ``fail`` (if set) instead of binding."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self.fail: Exception | None = None
-
-    async def bind(self, pod: model.Pod, node_name: str) -> None:
-        self.calls.append((pod.key, pod.uid, node_name))
-        if self.fail is not None:
-            raise self.fail
 
 
 @pytest.fixture

@@ -4,48 +4,16 @@ deadlines, the elastic tail, restarts and preemption."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 
 import pytest
 
-from extender import simulation
 from extender.core import cluster, gang, model
 from extender.service import BindError, ExtenderService, Victims
 from extender.settings import Settings
 from tests import builders
+from tests.fakes import FlakyBinder, RecordingNotifier
 
 RACK = "muster.dev/rack"
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-        self.nudged: list[str] = []
-        self.annotated: list[tuple[str, dict[str, str]]] = []
-
-    def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append((pod.name, reason, message))
-
-    def nudge(self, pods: Sequence[model.Pod]) -> None:
-        self.nudged.extend(p.name for p in pods)
-
-    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
-        self.annotated.append((pod.name, dict(annotations)))
-
-
-class FlakyBinder(simulation.SimulatedBinder):
-    """Binds in memory, except the pods named in ``fail``."""
-
-    def __init__(self, state: cluster.ClusterState, fail: set[str]) -> None:
-        super().__init__(state)
-        self.fail = fail
-        self.calls: list[str] = []
-
-    async def bind(self, pod: model.Pod, node_name: str) -> None:
-        self.calls.append(pod.name)
-        if pod.name in self.fail:
-            raise RuntimeError("conflict")
-        await super().bind(pod, node_name)
 
 
 def make_service(

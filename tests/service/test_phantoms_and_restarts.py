@@ -13,25 +13,18 @@ from extender.core import cluster, gang, model, queues
 from extender.service import BindError, ExtenderService, NotFound
 from extender.settings import Settings
 from tests import builders
-from tests.service.test_gangs import FlakyBinder, RecordingNotifier, member, names
+from tests.fakes import FakeClock, FlakyBinder, RecordingNotifier
+from tests.service.test_gangs import member, names
 from tests.service.test_queues import config, queued
 
 TTL = 10.0
 QUEUE = queues.QUEUE_LABEL
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_service(
     *, nodes: int = 4, cpu: str = "4", quota_cpu: int | None = None
-) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder, Clock]:
-    clock = Clock()
+) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder, FakeClock]:
+    clock = FakeClock()
     state = cluster.ClusterState()
     notifier = RecordingNotifier()
     binder = FlakyBinder(state, set())

@@ -18,7 +18,7 @@ from extender.core import cluster, gang, model, queues
 from extender.service import ExtenderService
 from extender.settings import Settings
 from tests import builders
-from tests.service.test_gangs import FlakyBinder, RecordingNotifier
+from tests.fakes import FlakyBinder, RecordingEvictor, RecordingNotifier
 
 SETUP = """\
 apiVersion: kueue.x-k8s.io/v1beta1
@@ -63,17 +63,6 @@ def config(cpu: int = 9, **replace: str) -> queues.QueueConfig:
     for old, new in replace.items():
         text = text.replace(old, new)
     return queues.parse(yaml.safe_load_all(text))
-
-
-class RecordingEvictor:
-    def __init__(self, service: ExtenderService | None = None) -> None:
-        self.evicted: list[str] = []
-        self.service = service
-
-    async def evict(self, pod: model.Pod, *, reason: str) -> None:
-        self.evicted.append(pod.name)
-        if self.service is not None:  # the pod goes away, as the API would do
-            self.service.remove_pod(pod)
 
 
 def make_service(

@@ -242,7 +242,7 @@ async def test_labels_are_replicated_into_the_record():
     from extender.core import cluster
     from extender.service import ExtenderService
     from extender.settings import Settings
-    from tests.service.test_gangs import FlakyBinder, RecordingNotifier
+    from tests.fakes import FlakyBinder, RecordingNotifier
 
     state = cluster.ClusterState()
     service = ExtenderService(
