@@ -7,12 +7,17 @@ test may mutate the result (``pod["spec"]["containers"] = None``) to reach an od
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from extender.core import model, objects
+import yaml
+from hypothesis import strategies as st
+
+from extender.core import gang, model, objects, queues
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -207,6 +212,251 @@ def pod(name: str, **kwargs: Any) -> model.Pod:
 def node(name: str, **kwargs: Any) -> model.Node:
     """``make_node`` converted to a domain node."""
     return objects.to_node(make_node(name, **kwargs))
+
+
+def member(
+    name: str, *, workload: str = "train", min_count: int = 3, cpu: str = "2", **kwargs: Any
+) -> model.Pod:
+    """A member of gang ``workload`` (``minCount`` ``min_count``) whose uid is its name."""
+    annotations = {gang.MIN_COUNT_ANNOTATION: str(min_count), **kwargs.pop("annotations", {})}
+    return pod(
+        name,
+        uid=name,
+        cpu=cpu,
+        labels={gang.WORKLOAD_LABEL: workload},
+        annotations=annotations,
+        **kwargs,
+    )
+
+
+def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs: Any) -> model.Pod:
+    """A pod of LocalQueue ``queue`` whose uid is its name (unless ``uid`` is given)."""
+    labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
+    return pod(name, uid=kwargs.pop("uid", name), cpu=cpu, labels=labels, **kwargs)
+
+
+def gang_members(workload: str, prefix: str, cpu: str = "1") -> list[model.Pod]:
+    """Three queued pods of gang ``workload`` with ``minCount`` 3."""
+    labels = {gang.WORKLOAD_LABEL: workload}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    return [queued(f"{prefix}{i}", cpu, labels=labels, annotations=annotations) for i in range(3)]
+
+
+# -- Kueue objects --------------------------------------------------------------------------
+
+QUEUE_SETUP = """\
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: on-demand}
+spec: {nodeLabels: {instance-type: on-demand}}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: spot}
+spec:
+  nodeLabels: {instance-type: spot}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ClusterQueue
+metadata: {name: cluster-queue}
+spec:
+  namespaceSelector: {}
+  preemption: {withinClusterQueue: LowerPriority}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: on-demand
+      resources: [{name: cpu, nominalQuota: CPU}, {name: memory, nominalQuota: 100Gi}]
+    - name: spot
+      resources: [{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: LocalQueue
+metadata: {namespace: default, name: user-queue}
+spec: {clusterQueue: cluster-queue}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: WorkloadPriorityClass
+metadata: {name: urgent}
+value: 1000
+"""
+"""The queue setup of the tests: ClusterQueue ``cluster-queue`` with the on-demand flavor
+(nodes labelled ``instance-type: on-demand``) and a spot flavor of no quota, LocalQueue
+``default/user-queue``, and WorkloadPriorityClass ``urgent``. ``CPU`` stands for the on-demand
+cpu quota: replace it (``queue_config`` does)."""
+
+
+def queue_config(cpu: int | str = 9, **replace: str) -> queues.QueueConfig:
+    """``QUEUE_SETUP`` with ``cpu`` on-demand cpus and every ``old=new`` of ``replace``, loaded."""
+    text = QUEUE_SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return queues.parse(yaml.safe_load_all(text))
+
+
+KUEUE_OBJECTS = """\
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: on-demand}
+spec:
+  nodeLabels: {pool: batch}
+  nodeTaints: [{key: spot, value: "true", effect: NoSchedule}]
+  tolerations: [{key: spot, operator: Equal, value: "true", effect: NoSchedule}]
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: team-a}
+spec:
+  cohortName: all
+  queueingStrategy: StrictFIFO
+  stopPolicy: None
+  namespaceSelector:
+    matchLabels: {team: a}
+    matchExpressions: [{key: tier, operator: In, values: [gold]}]
+  fairSharing: {weight: 2}
+  preemption:
+    withinClusterQueue: LowerPriority
+    reclaimWithinCohort: Any
+    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: 100}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: on-demand
+      resources:
+      - {name: cpu, nominalQuota: 9, borrowingLimit: 3, lendingLimit: 1}
+      - {name: memory, nominalQuota: 36Gi}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: kueue.x-k8s.io/v1beta1
+  kind: LocalQueue
+  metadata: {namespace: team-a, name: user-queue}
+  spec: {clusterQueue: team-a, stopPolicy: Hold}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: WorkloadPriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: config.kueue.x-k8s.io/v1beta1
+kind: Configuration
+waitForPodsReady:
+  enable: true
+  timeout: 5m
+  recoveryTimeout: 90s
+  requeuingStrategy: {backoffLimitCount: 5, backoffBaseSeconds: 60, backoffMaxSeconds: 3600}
+"""
+"""Valid Kueue objects using every field muster reads (a LocalQueue inside a v1 List, a
+Configuration), for the properties that mutate them: ``mutated_kueue_documents``."""
+KUEUE_DOCUMENTS: list[Any] = list(yaml.safe_load_all(KUEUE_OBJECTS))
+
+_SPECIAL_TEXT = [
+    "",
+    ".nan",
+    "NaN",
+    "nan",
+    "inf",
+    "-Infinity",
+    "1e999999",
+    "-1e999999",
+    "1e-999999",
+    "1e999999Ei",
+    "9" * 40,
+    "-1",
+    "0x_",
+    "500m",
+    "2Gi",
+    "1.5",
+    "5m",
+    "1h30m",
+    "0s",
+    "9" * 400 + "h",
+    "cpu",
+    "memory",
+    "on-demand",
+    "team-a",
+    "Any",
+    "kueue.x-k8s.io/v1beta2",
+    "ClusterQueue",
+    "List",
+]
+
+yaml_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),  # NaN and both infinities included
+    st.sampled_from(_SPECIAL_TEXT),
+    st.text(max_size=12),
+    st.dates(),
+    st.binary(max_size=6),
+)
+yaml_keys = st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.floats())
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(yaml_keys, children, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _keys_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _keys_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _keys_in(v)
+
+
+KUEUE_KEYS = sorted({k for doc in KUEUE_DOCUMENTS for k in _keys_in(doc)})
+
+
+def _places(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in ``value``, itself included."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _places(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _places(v, (*path, i))
+
+
+def _at(root: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        root = root[step]
+    return root
+
+
+@st.composite
+def mutated_kueue_documents(draw: st.DrawFn) -> list[Any]:
+    """The valid documents with one to four changes: a value replaced by any value, a key
+    removed, a key (a field name Kueue has, or any key) added, or a list entry duplicated."""
+    documents = copy.deepcopy(KUEUE_DOCUMENTS)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(list(_places(documents))))
+        action = draw(st.sampled_from(["replace", "remove", "add", "duplicate"]))
+        if not path:
+            documents.append(draw(yaml_values))
+            continue
+        parent, last = _at(documents, path[:-1]), path[-1]
+        if action == "replace":
+            parent[last] = draw(yaml_values)
+        elif action == "remove":
+            del parent[last]
+        elif action == "add" and isinstance(parent[last], dict):
+            key = draw(st.one_of(st.sampled_from(KUEUE_KEYS), yaml_keys))
+            parent[last][key] = draw(yaml_values)
+        elif action == "duplicate" and isinstance(parent[last], list) and parent[last]:
+            parent[last].append(copy.deepcopy(parent[last][0]))
+        else:
+            parent[last] = draw(yaml_values)
+    return documents
 
 
 # -- extender/v1 messages -------------------------------------------------------------------

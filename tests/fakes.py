@@ -22,6 +22,8 @@ from typing import Any
 from extender import simulation
 from extender.core import cluster, model
 from extender.service import ExtenderService
+from extender.settings import Settings
+from tests import builders
 
 # -- the service's ports --------------------------------------------------------------------
 
@@ -93,6 +95,78 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+# -- services wired to the fakes; kube-scheduler's part played by hand ------------------------
+
+RACK = "muster.dev/rack"
+"""The topology label of :func:`gang_service`'s nodes: two nodes a rack."""
+
+
+def gang_service(
+    nodes: int = 4, *, timeout: float = 30.0, fail: set[str] | None = None, cpu: str = "4"
+) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder]:
+    """A synced service on ``nodes`` nodes ``n<i>`` of ``cpu`` cpus in racks of two, gang
+    deadline ``timeout``, binding in memory except the pods named in ``fail``."""
+    state = cluster.ClusterState()
+    notifier = RecordingNotifier()
+    binder = FlakyBinder(state, fail or set())
+    service = ExtenderService(
+        state=state,
+        binder=binder,
+        notifier=notifier,
+        settings=Settings(gang_timeout_seconds=timeout, gang_backoff_base_seconds=60),
+    )
+    for i in range(nodes):
+        state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={RACK: f"r{i // 2}"}))
+    state.mark_synced()
+    return service, notifier, binder
+
+
+def queue_service(
+    *, cpu: int = 9, nodes: int = 4
+) -> tuple[ExtenderService, RecordingNotifier, RecordingEvictor]:
+    """A synced service on ``nodes`` 8-cpu nodes ``n<i>``, on-demand and spot in turn, with
+    ``builders.QUEUE_SETUP`` of ``cpu`` on-demand cpus; evictions remove the pod."""
+    state = cluster.ClusterState()
+    notifier = RecordingNotifier()
+    evictor = RecordingEvictor()
+    service = ExtenderService(
+        state=state,
+        binder=FlakyBinder(state, set()),
+        notifier=notifier,
+        evictor=evictor,
+        settings=Settings(),
+    )
+    evictor.service = service
+    for i in range(nodes):
+        kind = "spot" if i % 2 else "on-demand"
+        state.upsert_node(builders.node(f"n{i}", cpu="8", labels={"instance-type": kind}))
+    state.mark_synced()
+    service.admission.configure(builders.queue_config(cpu))
+    return service, notifier, evictor
+
+
+def names(service: ExtenderService) -> list[str]:
+    """The names of the service's nodes, as kube-scheduler offers them."""
+    return list(service.state.nodes)
+
+
+NODES = ["n0", "n1", "n2", "n3"]
+"""The nodes :func:`schedule` offers: those of :func:`queue_service`."""
+
+
+async def schedule(service: ExtenderService, pod: model.Pod) -> str:
+    """Filter, then bind to the first passed node; returns the node or the rejection."""
+    service.apply_pod(pod)
+    outcome = service.filter(pod, NODES)
+    if not outcome.passed:
+        return next(iter(outcome.unresolvable.values()), "") or next(
+            iter(outcome.failed.values()), ""
+        )
+    node = outcome.passed[0]
+    await service.bind(namespace=pod.namespace, name=pod.name, uid=pod.uid, node_name=node)
+    return node
 
 
 # -- the Kubernetes API, for the kube/ adapters -----------------------------------------------

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from extender import queuefile
 from extender.core import queues
-from tests.core import test_queues_properties
+from tests import builders
 
 GOOD = b"""\
 apiVersion: kueue.x-k8s.io/v1beta2
@@ -314,7 +314,7 @@ async def test_the_watch_keeps_polling_through_bad_changes(watched: Watched):
 @st.composite
 def mutated_files(draw: st.DrawFn) -> bytes:
     """Mutated Kueue objects as YAML, sometimes with bytes inserted, removed or overwritten."""
-    documents = draw(test_queues_properties.mutated_documents())
+    documents = draw(builders.mutated_kueue_documents())
     try:
         data = yaml.safe_dump_all(documents, allow_unicode=draw(st.booleans())).encode()
     except (yaml.YAMLError, ValueError):  # e.g. a key YAML cannot write; not a file case

@@ -7,49 +7,12 @@ import asyncio
 
 import pytest
 
-from extender.core import cluster, gang, model
-from extender.service import BindError, ExtenderService, Victims
-from extender.settings import Settings
+from extender.core import gang, model
+from extender.service import BindError, Victims
 from tests import builders
-from tests.fakes import FlakyBinder, RecordingNotifier
-
-RACK = "muster.dev/rack"
-
-
-def make_service(
-    nodes: int = 4, *, timeout: float = 30.0, fail: set[str] | None = None, cpu: str = "4"
-) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder]:
-    state = cluster.ClusterState()
-    notifier = RecordingNotifier()
-    binder = FlakyBinder(state, fail or set())
-    service = ExtenderService(
-        state=state,
-        binder=binder,
-        notifier=notifier,
-        settings=Settings(gang_timeout_seconds=timeout, gang_backoff_base_seconds=60),
-    )
-    for i in range(nodes):
-        state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={RACK: f"r{i // 2}"}))
-    state.mark_synced()
-    return service, notifier, binder
-
-
-def member(
-    name: str, *, workload: str = "train", min_count: int = 3, cpu: str = "2", **kwargs
-) -> model.Pod:
-    annotations = {gang.MIN_COUNT_ANNOTATION: str(min_count), **kwargs.pop("annotations", {})}
-    return builders.pod(
-        name,
-        uid=name,
-        cpu=cpu,
-        labels={gang.WORKLOAD_LABEL: workload},
-        annotations=annotations,
-        **kwargs,
-    )
-
-
-def names(service: ExtenderService) -> list[str]:
-    return list(service.state.nodes)
+from tests.builders import member
+from tests.fakes import RACK, names
+from tests.fakes import gang_service as make_service
 
 
 def test_members_wait_for_quorum_without_holding_capacity():

@@ -13,9 +13,8 @@ from extender.core import cluster, gang, model, queues
 from extender.service import BindError, ExtenderService, NotFound
 from extender.settings import Settings
 from tests import builders
-from tests.fakes import FakeClock, FlakyBinder, RecordingNotifier
-from tests.service.test_gangs import member, names
-from tests.service.test_queues import config, queued
+from tests.builders import member, queued
+from tests.fakes import FakeClock, FlakyBinder, RecordingNotifier, names
 
 TTL = 10.0
 QUEUE = queues.QUEUE_LABEL
@@ -39,7 +38,7 @@ def make_service(
         instance = "on-demand" if i % 2 == 0 else "spot"
         state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={"instance-type": instance}))
     if quota_cpu is not None:
-        service.admission.configure(config(str(quota_cpu)))
+        service.admission.configure(builders.queue_config(str(quota_cpu)))
     service.mark_synced()
     return service, notifier, binder, clock
 
