@@ -283,15 +283,25 @@ value: 1000
 """The queue setup of the tests: ClusterQueue ``cluster-queue`` with the on-demand flavor
 (nodes labelled ``instance-type: on-demand``) and a spot flavor of no quota, LocalQueue
 ``default/user-queue``, and WorkloadPriorityClass ``urgent``. ``CPU`` stands for the on-demand
-cpu quota: replace it (``queue_config`` does)."""
+cpu quota: replace it (``queue_setup`` and ``queue_config`` do).
+
+Tests that need other Kueue objects keep their own, each saying why: Kueue's own examples and
+objects with every field (core/test_queues.py, ``KUEUE_OBJECTS`` below), a file with a
+Configuration (test_queuefile.py), a flavor any fuzzed pod can use (web/test_fuzz.py), and a
+ClusterQueue per e2e test (e2e/harness.py)."""
 
 
-def queue_config(cpu: int | str = 9, **replace: str) -> queues.QueueConfig:
-    """``QUEUE_SETUP`` with ``cpu`` on-demand cpus and every ``old=new`` of ``replace``, loaded."""
+def queue_setup(cpu: int | str = 9, **replace: str) -> str:
+    """``QUEUE_SETUP`` with ``cpu`` on-demand cpus and every ``old=new`` of ``replace``."""
     text = QUEUE_SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}")
     for old, new in replace.items():
         text = text.replace(old, new)
-    return queues.parse(yaml.safe_load_all(text))
+    return text
+
+
+def queue_config(cpu: int | str = 9, **replace: str) -> queues.QueueConfig:
+    """``queue_setup(cpu, **replace)``, loaded."""
+    return queues.parse(yaml.safe_load_all(queue_setup(cpu, **replace)))
 
 
 KUEUE_OBJECTS = """\

@@ -18,6 +18,8 @@ from extender import queuefile
 from extender.core import queues
 from tests import builders
 
+# Not builders.QUEUE_SETUP: bytes, v1beta2, and a Configuration, whose waitForPodsReady fields
+# the bad files below break; BAD_FILES and QUOTA name this file's objects and fields.
 GOOD = b"""\
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: ResourceFlavor

@@ -712,6 +712,11 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 def queue_setup(namespace: str, *, cpu: int) -> str:
+    """A ClusterQueue ``cq-<namespace>`` of ``cpu`` cpus and LocalQueue ``<namespace>/user-queue``.
+
+    Not tests/builders.py's QUEUE_SETUP: every test has its own ClusterQueue (in its own
+    namespace), and one flavor without node labels (a test's Node objects carry only its own
+    label)."""
     return textwrap.dedent(f"""\
         apiVersion: kueue.x-k8s.io/v1beta1
         kind: ResourceFlavor

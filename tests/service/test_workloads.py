@@ -28,7 +28,7 @@ waitForPodsReady:
 def configure(
     service, *, cpu: int = 9, timeout: float = 0.05, base: float = 0.2, limit: int | None = None
 ) -> None:
-    text = builders.QUEUE_SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}") + WAIT.format(
+    text = builders.queue_setup(cpu) + WAIT.format(
         timeout=timeout, base=base, limit=f", backoffLimitCount: {limit}" if limit else ""
     )
     service.admission.configure(queues.parse(yaml.safe_load_all(text)))

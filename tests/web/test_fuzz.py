@@ -72,6 +72,8 @@ RESERVED = "reserved-node"
 """A node no fuzzed body names: nothing is ever bound there, so a small pod always fits."""
 FILTER_RESULT_KEYS = set(builders.load_payload("protocol-extender-filter-result.json"))
 CAPTURED_POD = builders.load_payload("scheduler-1.20.2-filter.json")["Pod"]
+# Not builders.QUEUE_SETUP: one flavor without node labels, so that admitted pods fit the generated
+# nodes (which have no instance-type label), and a pods quota, so that pod counts are charged too.
 QUEUES = """\
 apiVersion: kueue.x-k8s.io/v1beta1
 kind: ResourceFlavor
