@@ -1,8 +1,12 @@
 """Builders of raw Kubernetes objects (plain dicts, camelCase, as the wire and the watch carry
-them) and of the extender/v1 messages that wrap them.
+them), of the domain pods and nodes made from them, of Kueue objects, and of the extender/v1
+messages that wrap pods.
 
 Extend these instead of hand-writing dicts in tests.  Every builder returns a fresh dict, so a
 test may mutate the result (``pod["spec"]["containers"] = None``) to reach an odd shape.
+
+Pods and containers come from ``extender.core.manifests``, the pod builder the demo, the load
+test and the e2e tests use too; ``make_pod`` adds the tests' defaults and shorthands.
 """
 
 from __future__ import annotations
@@ -17,20 +21,11 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from extender.core import gang, model, objects, queues
+from extender.core import gang, manifests, model, objects, queues
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
 _uids = itertools.count(1)
-
-
-def _resources(requests: dict[str, Any] | None, limits: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if requests:
-        out["requests"] = dict(requests)
-    if limits:
-        out["limits"] = dict(limits)
-    return out
 
 
 def make_container(
@@ -43,22 +38,18 @@ def make_container(
     restart_policy: str | None = None,
     host_port: int | None = None,
 ) -> dict[str, Any]:
-    """A container; ``cpu``/``memory`` are shorthands for ``requests``."""
+    """A container (``manifests.container``); ``cpu``/``memory`` are shorthands for ``requests``."""
     wanted = dict(requests or {})
     if cpu is not None:
         wanted["cpu"] = cpu
     if memory is not None:
         wanted["memory"] = memory
-    container: dict[str, Any] = {
-        "name": name,
-        "image": "registry.k8s.io/pause:3.9",
-        "resources": _resources(wanted, limits),
-    }
+    fields: dict[str, Any] = {}
     if restart_policy is not None:
-        container["restartPolicy"] = restart_policy
+        fields["restartPolicy"] = restart_policy
     if host_port is not None:
-        container["ports"] = [{"containerPort": host_port, "hostPort": host_port}]
-    return container
+        fields["ports"] = [{"containerPort": host_port, "hostPort": host_port}]
+    return manifests.container(name, requests=wanted, limits=limits, **fields)
 
 
 def make_pod(
@@ -86,28 +77,14 @@ def make_pod(
     deleting: bool = False,
     created: str = "2025-01-01T00:00:00Z",
 ) -> dict[str, Any]:
-    """A v1.Pod with one container (unless ``containers`` is given).
+    """A v1.Pod (``manifests.pod``) with one container (unless ``containers`` is given).
 
     ``cpu``/``memory``/``requests``/``limits`` go to that one container; ``pod_requests`` is
     pod-level ``spec.resources.requests``; ``uid`` defaults to a fresh ``uid-<n>``.
     """
-    meta: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "uid": uid if uid is not None else f"uid-{next(_uids)}",
-        "creationTimestamp": created,
-    }
-    if resource_version is not None:
-        meta["resourceVersion"] = resource_version
-    if labels:
-        meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    if deleting:
-        meta["deletionTimestamp"] = "2025-01-01T00:01:00Z"
     if containers is None:
         containers = [make_container(cpu=cpu, memory=memory, requests=requests, limits=limits)]
-    spec: dict[str, Any] = {"containers": containers, "schedulerName": "default-scheduler"}
+    spec: dict[str, Any] = {"schedulerName": "default-scheduler"}
     if init_containers is not None:
         spec["initContainers"] = init_containers
     if overhead is not None:
@@ -124,7 +101,21 @@ def make_pod(
         spec["affinity"] = affinity
     if priority is not None:
         spec["priority"] = priority
-    return {"metadata": meta, "spec": spec, "status": {"phase": phase or "Pending"}}
+    out = manifests.pod(
+        name,
+        namespace=namespace,
+        uid=uid if uid is not None else f"uid-{next(_uids)}",
+        created=created,
+        resource_version=resource_version,
+        labels=labels,
+        annotations=annotations,
+        containers=containers,
+        spec=spec,
+        phase=phase or "Pending",
+    )
+    if deleting:
+        out["metadata"]["deletionTimestamp"] = "2025-01-01T00:01:00Z"
+    return out
 
 
 def make_node(

@@ -13,7 +13,8 @@ kube-scheduler and muster, kube-scheduler configurations, and small API helpers.
   fixtures start, and :class:`Extender` bundles them for a test; :func:`put_queues` writes
   Kueue objects (:func:`queue_setup`) into muster's queues file and waits until they are in force.
 
-Only the standard library, PyYAML and prometheus_client (a muster dependency) are used.
+Only the standard library, PyYAML, prometheus_client (a muster dependency) and muster's pod
+builder (``extender.core.manifests``) are used.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from typing import Any, Generic, TypeVar
 import yaml
 from controlplane import LOOPBACK, ControlPlane, ControlPlaneError, _Proc, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+
+from extender.core import manifests
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "scheduler-config" / "kube-scheduler-v1beta1.yaml"
@@ -440,27 +443,14 @@ def pod(
     **spec: Any,
 ) -> dict[str, Any]:
     """A pod manifest pinned by ``selector`` to the test's nodes; ``spec`` adds fields."""
-    meta: dict[str, Any] = {"name": name}
-    if labels:
-        meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {
-            "nodeSelector": dict(selector),
-            "containers": [
-                {
-                    "name": "c",
-                    "image": IMAGE,
-                    "resources": {"requests": {"cpu": cpu, "memory": memory}},
-                }
-            ],
-            **spec,
-        },
-    }
+    manifest = manifests.pod(
+        name,
+        labels=labels,
+        annotations=annotations,
+        containers=[manifests.container("c", image=IMAGE, requests={"cpu": cpu, "memory": memory})],
+        spec={"nodeSelector": dict(selector), **spec},
+    )
+    return {"apiVersion": "v1", "kind": "Pod", **manifest}
 
 
 def create(cp: ControlPlane, namespace: str, manifest: Mapping[str, Any]) -> Any:
