@@ -337,6 +337,7 @@ def _not_a_caught_bug(message: str, path: Path) -> None:
     assert ": cannot load (" not in message
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_any_file_loads_or_raises_one_config_error(tmp_path_factory, data: bytes):
@@ -348,6 +349,7 @@ def test_any_file_loads_or_raises_one_config_error(tmp_path_factory, data: bytes
         _not_a_caught_bug(str(exc), path)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_a_poll_never_raises_and_keeps_the_last_good_configuration(tmp_path_factory, data: bytes):

@@ -9,6 +9,7 @@ import copy
 import datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ def test_the_unmutated_documents_load():
     assert "nominalQuota" in KNOWN_KEYS and "backoffLimitCount" in KNOWN_KEYS
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_documents())
 def test_mutated_documents_load_or_raise_config_error(documents: list[Any]):

@@ -592,6 +592,7 @@ FOUND = [
 # -- the tests ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", ["filter", "prioritize", "bind", "preempt"])
 def test_any_message_gets_200_or_400_with_a_reply_of_the_verbs_type(
     server: Server, verb: str
@@ -618,6 +619,7 @@ _GARBAGE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @examples("raw")
 @given(
     verb=st.sampled_from(["filter", "prioritize", "bind", "preempt"]), body=_GARBAGE.map(Message)
@@ -643,6 +645,7 @@ def _compressions(body: bytes) -> st.SearchStrategy[Message]:
     )
 
 
+@pytest.mark.slow
 @examples("encoded")
 @given(
     verb=st.sampled_from(["filter", "prioritize", "bind", "preempt"]),
