@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from extender import imitation, simulation
-from extender.core import cluster
+from extender.core import cluster, manifests
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import make_app
@@ -23,25 +23,15 @@ from extender.web.app import make_app
 
 def demo_pod(name: str, *, cpu: str, memory: str, **spec: Any) -> dict[str, Any]:
     """A pending pod as kube-scheduler sends it."""
-    return {
-        "metadata": {
-            "name": name,
-            "namespace": "demo",
-            "uid": str(uuid.uuid4()),
-            "resourceVersion": "1",
-        },
-        "spec": {
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "busybox",
-                    "resources": {"requests": {"cpu": cpu, "memory": memory}},
-                }
-            ],
-            **spec,
-        },
-        "status": {"phase": "Pending"},
-    }
+    return manifests.pod(
+        name,
+        namespace="demo",
+        uid=str(uuid.uuid4()),
+        resource_version="1",
+        containers=[manifests.container(image="busybox", requests={"cpu": cpu, "memory": memory})],
+        spec=spec,
+        phase="Pending",
+    )
 
 
 def workload(pods: int) -> list[dict[str, Any]]:

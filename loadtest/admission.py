@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from extender import simulation
-from extender.core import cluster, objects, queues
+from extender.core import cluster, manifests, objects, queues
 from extender.service import ExtenderService
 from extender.settings import Settings
 
@@ -75,22 +75,16 @@ def queue_config(count: int, cpu_each: int) -> queues.QueueConfig:
 def pod(i: int, queue: int) -> object:
     hours, minutes, seconds = i // 3600 % 24, i // 60 % 60, i % 60
     return objects.to_pod(
-        {
-            "metadata": {
-                "name": f"w{i}",
-                "namespace": "bench",
-                "uid": f"uid-{i}",
-                "resourceVersion": "1",
-                "creationTimestamp": f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}Z",
-                "labels": {queues.QUEUE_LABEL: f"lq-{queue}"},
-            },
-            "spec": {
-                "priority": i % 3,
-                "containers": [
-                    {"name": "c", "resources": {"requests": {"cpu": str(SIZES[i % 3])}}}
-                ],
-            },
-        }
+        manifests.pod(
+            f"w{i}",
+            namespace="bench",
+            uid=f"uid-{i}",
+            resource_version="1",
+            created=f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}Z",
+            labels={queues.QUEUE_LABEL: f"lq-{queue}"},
+            containers=[manifests.container("c", image=None, requests={"cpu": str(SIZES[i % 3])})],
+            spec={"priority": i % 3},
+        )
     )
 
 

@@ -1,31 +1,31 @@
 """Builders of raw Kubernetes objects (plain dicts, camelCase, as the wire and the watch carry
-them) and of the extender/v1 messages that wrap them.
+them), of the domain pods and nodes made from them, of Kueue objects, and of the extender/v1
+messages that wrap pods.
 
 Extend these instead of hand-writing dicts in tests.  Every builder returns a fresh dict, so a
 test may mutate the result (``pod["spec"]["containers"] = None``) to reach an odd shape.
+
+Pods and containers come from ``extender.core.manifests``, the pod builder the demo, the load
+test and the e2e tests use too; ``make_pod`` adds the tests' defaults and shorthands.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from extender.core import model, objects
+import yaml
+from hypothesis import strategies as st
+
+from extender.core import gang, manifests, model, objects, queues
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
 _uids = itertools.count(1)
-
-
-def _resources(requests: dict[str, Any] | None, limits: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if requests:
-        out["requests"] = dict(requests)
-    if limits:
-        out["limits"] = dict(limits)
-    return out
 
 
 def make_container(
@@ -38,22 +38,18 @@ def make_container(
     restart_policy: str | None = None,
     host_port: int | None = None,
 ) -> dict[str, Any]:
-    """A container; ``cpu``/``memory`` are shorthands for ``requests``."""
+    """A container (``manifests.container``); ``cpu``/``memory`` are shorthands for ``requests``."""
     wanted = dict(requests or {})
     if cpu is not None:
         wanted["cpu"] = cpu
     if memory is not None:
         wanted["memory"] = memory
-    container: dict[str, Any] = {
-        "name": name,
-        "image": "registry.k8s.io/pause:3.9",
-        "resources": _resources(wanted, limits),
-    }
+    fields: dict[str, Any] = {}
     if restart_policy is not None:
-        container["restartPolicy"] = restart_policy
+        fields["restartPolicy"] = restart_policy
     if host_port is not None:
-        container["ports"] = [{"containerPort": host_port, "hostPort": host_port}]
-    return container
+        fields["ports"] = [{"containerPort": host_port, "hostPort": host_port}]
+    return manifests.container(name, requests=wanted, limits=limits, **fields)
 
 
 def make_pod(
@@ -81,28 +77,14 @@ def make_pod(
     deleting: bool = False,
     created: str = "2025-01-01T00:00:00Z",
 ) -> dict[str, Any]:
-    """A v1.Pod with one container (unless ``containers`` is given).
+    """A v1.Pod (``manifests.pod``) with one container (unless ``containers`` is given).
 
     ``cpu``/``memory``/``requests``/``limits`` go to that one container; ``pod_requests`` is
     pod-level ``spec.resources.requests``; ``uid`` defaults to a fresh ``uid-<n>``.
     """
-    meta: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "uid": uid if uid is not None else f"uid-{next(_uids)}",
-        "creationTimestamp": created,
-    }
-    if resource_version is not None:
-        meta["resourceVersion"] = resource_version
-    if labels:
-        meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    if deleting:
-        meta["deletionTimestamp"] = "2025-01-01T00:01:00Z"
     if containers is None:
         containers = [make_container(cpu=cpu, memory=memory, requests=requests, limits=limits)]
-    spec: dict[str, Any] = {"containers": containers, "schedulerName": "default-scheduler"}
+    spec: dict[str, Any] = {"schedulerName": "default-scheduler"}
     if init_containers is not None:
         spec["initContainers"] = init_containers
     if overhead is not None:
@@ -119,7 +101,21 @@ def make_pod(
         spec["affinity"] = affinity
     if priority is not None:
         spec["priority"] = priority
-    return {"metadata": meta, "spec": spec, "status": {"phase": phase or "Pending"}}
+    out = manifests.pod(
+        name,
+        namespace=namespace,
+        uid=uid if uid is not None else f"uid-{next(_uids)}",
+        created=created,
+        resource_version=resource_version,
+        labels=labels,
+        annotations=annotations,
+        containers=containers,
+        spec=spec,
+        phase=phase or "Pending",
+    )
+    if deleting:
+        out["metadata"]["deletionTimestamp"] = "2025-01-01T00:01:00Z"
+    return out
 
 
 def make_node(
@@ -207,6 +203,261 @@ def pod(name: str, **kwargs: Any) -> model.Pod:
 def node(name: str, **kwargs: Any) -> model.Node:
     """``make_node`` converted to a domain node."""
     return objects.to_node(make_node(name, **kwargs))
+
+
+def member(
+    name: str, *, workload: str = "train", min_count: int = 3, cpu: str = "2", **kwargs: Any
+) -> model.Pod:
+    """A member of gang ``workload`` (``minCount`` ``min_count``) whose uid is its name."""
+    annotations = {gang.MIN_COUNT_ANNOTATION: str(min_count), **kwargs.pop("annotations", {})}
+    return pod(
+        name,
+        uid=name,
+        cpu=cpu,
+        labels={gang.WORKLOAD_LABEL: workload},
+        annotations=annotations,
+        **kwargs,
+    )
+
+
+def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs: Any) -> model.Pod:
+    """A pod of LocalQueue ``queue`` whose uid is its name (unless ``uid`` is given)."""
+    labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
+    return pod(name, uid=kwargs.pop("uid", name), cpu=cpu, labels=labels, **kwargs)
+
+
+def gang_members(workload: str, prefix: str, cpu: str = "1") -> list[model.Pod]:
+    """Three queued pods of gang ``workload`` with ``minCount`` 3."""
+    labels = {gang.WORKLOAD_LABEL: workload}
+    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
+    return [queued(f"{prefix}{i}", cpu, labels=labels, annotations=annotations) for i in range(3)]
+
+
+# -- Kueue objects --------------------------------------------------------------------------
+
+QUEUE_SETUP = """\
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: on-demand}
+spec: {nodeLabels: {instance-type: on-demand}}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ResourceFlavor
+metadata: {name: spot}
+spec:
+  nodeLabels: {instance-type: spot}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: ClusterQueue
+metadata: {name: cluster-queue}
+spec:
+  namespaceSelector: {}
+  preemption: {withinClusterQueue: LowerPriority}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: on-demand
+      resources: [{name: cpu, nominalQuota: CPU}, {name: memory, nominalQuota: 100Gi}]
+    - name: spot
+      resources: [{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: LocalQueue
+metadata: {namespace: default, name: user-queue}
+spec: {clusterQueue: cluster-queue}
+---
+apiVersion: kueue.x-k8s.io/v1beta1
+kind: WorkloadPriorityClass
+metadata: {name: urgent}
+value: 1000
+"""
+"""The queue setup of the tests: ClusterQueue ``cluster-queue`` with the on-demand flavor
+(nodes labelled ``instance-type: on-demand``) and a spot flavor of no quota, LocalQueue
+``default/user-queue``, and WorkloadPriorityClass ``urgent``. ``CPU`` stands for the on-demand
+cpu quota: replace it (``queue_setup`` and ``queue_config`` do).
+
+Tests that need other Kueue objects keep their own, each saying why: Kueue's own examples and
+objects with every field (core/test_queues.py, ``KUEUE_OBJECTS`` below), a file with a
+Configuration (test_queuefile.py), a flavor any fuzzed pod can use (web/test_fuzz.py), and a
+ClusterQueue per e2e test (e2e/harness.py)."""
+
+
+def queue_setup(cpu: int | str = 9, **replace: str) -> str:
+    """``QUEUE_SETUP`` with ``cpu`` on-demand cpus and every ``old=new`` of ``replace``."""
+    text = QUEUE_SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}")
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return text
+
+
+def queue_config(cpu: int | str = 9, **replace: str) -> queues.QueueConfig:
+    """``queue_setup(cpu, **replace)``, loaded."""
+    return queues.parse(yaml.safe_load_all(queue_setup(cpu, **replace)))
+
+
+KUEUE_OBJECTS = """\
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: on-demand}
+spec:
+  nodeLabels: {pool: batch}
+  nodeTaints: [{key: spot, value: "true", effect: NoSchedule}]
+  tolerations: [{key: spot, operator: Equal, value: "true", effect: NoSchedule}]
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: team-a}
+spec:
+  cohortName: all
+  queueingStrategy: StrictFIFO
+  stopPolicy: None
+  namespaceSelector:
+    matchLabels: {team: a}
+    matchExpressions: [{key: tier, operator: In, values: [gold]}]
+  fairSharing: {weight: 2}
+  preemption:
+    withinClusterQueue: LowerPriority
+    reclaimWithinCohort: Any
+    borrowWithinCohort: {policy: LowerPriority, maxPriorityThreshold: 100}
+  resourceGroups:
+  - coveredResources: [cpu, memory]
+    flavors:
+    - name: on-demand
+      resources:
+      - {name: cpu, nominalQuota: 9, borrowingLimit: 3, lendingLimit: 1}
+      - {name: memory, nominalQuota: 36Gi}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: kueue.x-k8s.io/v1beta1
+  kind: LocalQueue
+  metadata: {namespace: team-a, name: user-queue}
+  spec: {clusterQueue: team-a, stopPolicy: Hold}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: WorkloadPriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: config.kueue.x-k8s.io/v1beta1
+kind: Configuration
+waitForPodsReady:
+  enable: true
+  timeout: 5m
+  recoveryTimeout: 90s
+  requeuingStrategy: {backoffLimitCount: 5, backoffBaseSeconds: 60, backoffMaxSeconds: 3600}
+"""
+"""Valid Kueue objects using every field muster reads (a LocalQueue inside a v1 List, a
+Configuration), for the properties that mutate them: ``mutated_kueue_documents``."""
+KUEUE_DOCUMENTS: list[Any] = list(yaml.safe_load_all(KUEUE_OBJECTS))
+
+_SPECIAL_TEXT = [
+    "",
+    ".nan",
+    "NaN",
+    "nan",
+    "inf",
+    "-Infinity",
+    "1e999999",
+    "-1e999999",
+    "1e-999999",
+    "1e999999Ei",
+    "9" * 40,
+    "-1",
+    "0x_",
+    "500m",
+    "2Gi",
+    "1.5",
+    "5m",
+    "1h30m",
+    "0s",
+    "9" * 400 + "h",
+    "cpu",
+    "memory",
+    "on-demand",
+    "team-a",
+    "Any",
+    "kueue.x-k8s.io/v1beta2",
+    "ClusterQueue",
+    "List",
+]
+
+yaml_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(),  # NaN and both infinities included
+    st.sampled_from(_SPECIAL_TEXT),
+    st.text(max_size=12),
+    st.dates(),
+    st.binary(max_size=6),
+)
+yaml_keys = st.one_of(st.text(max_size=8), st.integers(), st.none(), st.booleans(), st.floats())
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(yaml_keys, children, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _keys_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _keys_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _keys_in(v)
+
+
+KUEUE_KEYS = sorted({k for doc in KUEUE_DOCUMENTS for k in _keys_in(doc)})
+
+
+def _places(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in ``value``, itself included."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _places(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _places(v, (*path, i))
+
+
+def _at(root: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        root = root[step]
+    return root
+
+
+@st.composite
+def mutated_kueue_documents(draw: st.DrawFn) -> list[Any]:
+    """The valid documents with one to four changes: a value replaced by any value, a key
+    removed, a key (a field name Kueue has, or any key) added, or a list entry duplicated."""
+    documents = copy.deepcopy(KUEUE_DOCUMENTS)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(list(_places(documents))))
+        action = draw(st.sampled_from(["replace", "remove", "add", "duplicate"]))
+        if not path:
+            documents.append(draw(yaml_values))
+            continue
+        parent, last = _at(documents, path[:-1]), path[-1]
+        if action == "replace":
+            parent[last] = draw(yaml_values)
+        elif action == "remove":
+            del parent[last]
+        elif action == "add" and isinstance(parent[last], dict):
+            key = draw(st.one_of(st.sampled_from(KUEUE_KEYS), yaml_keys))
+            parent[last][key] = draw(yaml_values)
+        elif action == "duplicate" and isinstance(parent[last], list) and parent[last]:
+            parent[last].append(copy.deepcopy(parent[last][0]))
+        else:
+            parent[last] = draw(yaml_values)
+    return documents
 
 
 # -- extender/v1 messages -------------------------------------------------------------------

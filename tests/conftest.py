@@ -1,34 +1,15 @@
-"""Shared fixtures: a small synced cluster view, a recording binder, the service and an HTTP
-client against ``make_app`` (pytest-aiohttp, ``asyncio_mode = "auto"``)."""
+"""Fixtures shared by more than one test directory: a small synced cluster view (``state``).
+Each directory's conftest.py holds the fixtures of its own tests (web/: the service and an HTTP
+client); fakes are in fakes.py, builders in builders.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import pytest
-from aiohttp.test_utils import TestClient
 
-from extender.core import cluster, model
-from extender.service import ExtenderService
-from extender.settings import Settings
-from extender.web.app import make_app
+from extender.core import cluster
 from tests import builders
 
 NODE_NAMES = ("node1", "node2", "node3")
-
-
-class FakeBinder:
-    """Records every bind; raises ``fail`` (if set) instead of binding."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self.fail: Exception | None = None
-
-    async def bind(self, pod: model.Pod, node_name: str) -> None:
-        self.calls.append((pod.key, pod.uid, node_name))
-        if self.fail is not None:
-            raise self.fail
 
 
 @pytest.fixture
@@ -38,25 +19,3 @@ def state() -> cluster.ClusterState:
     view.replace_nodes(builders.node(name) for name in NODE_NAMES)
     view.synced = True
     return view
-
-
-@pytest.fixture
-def binder() -> FakeBinder:
-    return FakeBinder()
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings()
-
-
-@pytest.fixture
-def service(state: cluster.ClusterState, binder: FakeBinder, settings: Settings) -> ExtenderService:
-    return ExtenderService(state=state, binder=binder, settings=settings, clock=lambda: 1000.0)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], service: ExtenderService
-) -> TestClient[Any, Any]:
-    return await aiohttp_client(make_app(service))

@@ -6,6 +6,7 @@ import pytest
 
 from extender import cli
 from extender.core import scoring
+from tests import builders
 
 
 def _settings(*argv: str):
@@ -61,22 +62,7 @@ def test_sources_are_mutually_exclusive(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-QUEUES = """\
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: ResourceFlavor
-metadata: {name: default-flavor}
----
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: ClusterQueue
-metadata: {name: cluster-queue}
-spec:
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu]
-    flavors:
-    - name: default-flavor
-      resources: [{name: cpu, nominalQuota: 9}]
-"""
+QUEUES = builders.queue_setup(cpu=9)
 
 
 def _build(*argv: str):

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from loadtest import workloads
+
+pytestmark = pytest.mark.slow  # muster serve subprocesses: about 25 s in all
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "loadtest" / "run.py"

@@ -16,8 +16,10 @@ from prometheus_client import REGISTRY
 
 from extender import queuefile
 from extender.core import queues
-from tests.core import test_queues_properties
+from tests import builders
 
+# Not builders.QUEUE_SETUP: bytes, v1beta2, and a Configuration, whose waitForPodsReady fields
+# the bad files below break; BAD_FILES and QUOTA name this file's objects and fields.
 GOOD = b"""\
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: ResourceFlavor
@@ -314,7 +316,7 @@ async def test_the_watch_keeps_polling_through_bad_changes(watched: Watched):
 @st.composite
 def mutated_files(draw: st.DrawFn) -> bytes:
     """Mutated Kueue objects as YAML, sometimes with bytes inserted, removed or overwritten."""
-    documents = draw(test_queues_properties.mutated_documents())
+    documents = draw(builders.mutated_kueue_documents())
     try:
         data = yaml.safe_dump_all(documents, allow_unicode=draw(st.booleans())).encode()
     except (yaml.YAMLError, ValueError):  # e.g. a key YAML cannot write; not a file case
@@ -335,6 +337,7 @@ def _not_a_caught_bug(message: str, path: Path) -> None:
     assert ": cannot load (" not in message
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_any_file_loads_or_raises_one_config_error(tmp_path_factory, data: bytes):
@@ -346,6 +349,7 @@ def test_any_file_loads_or_raises_one_config_error(tmp_path_factory, data: bytes
         _not_a_caught_bug(str(exc), path)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(files)
 def test_a_poll_never_raises_and_keeps_the_last_good_configuration(tmp_path_factory, data: bytes):

@@ -80,6 +80,7 @@ class ExtenderService:
         notifier: Notifier | None = None,
         evictor: Evictor | None = None,
         clock: Clock = time.monotonic,
+        wall: Clock = time.time,
         timers: Timers | None = None,
     ) -> None:
         self.state = state
@@ -107,6 +108,7 @@ class ExtenderService:
             node_labels=self._node_labels,
             timers=self.timers,
             clock=clock,
+            wall=wall,
             replicate_labels=settings.replicate_labels,
         )
         self.binds = Binds(

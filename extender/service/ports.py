@@ -95,7 +95,7 @@ class Timers(Protocol):
 
     ``LoopTimers`` (``extender.service.timers``) runs the work on the running asyncio loop;
     work asked for while no loop runs yet (the service is built before the server starts)
-    waits for ``start``.  Tests use a manual clock instead (``tests/manual_timers.py``).
+    waits for ``start``.  Tests use a manual clock instead (``tests/fakes.py``: ``ManualTimers``).
     Callbacks run on the loop, never concurrently with other service code, so they may
     change state freely.
     """

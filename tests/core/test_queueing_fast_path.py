@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,6 +96,7 @@ def cycle(config, book, pending, **kwargs):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(configs, st.lists(shapes, max_size=8), st.lists(shapes, min_size=1, max_size=4))
 def test_the_fast_path_decides_arrivals_as_the_full_cycle_would(config, before, after):

@@ -10,6 +10,8 @@ import yaml
 
 from extender.core import model, queues, resources
 
+# Not builders.QUEUE_SETUP: these are Kueue's example setups as Kueue writes them (quoted names,
+# comments, both API versions, cohorts, taints, a gpu group), which must load unchanged.
 SINGLE_CLUSTER_QUEUE = """\
 apiVersion: kueue.x-k8s.io/v1beta1
 kind: ResourceFlavor
@@ -276,6 +278,8 @@ def test_the_shipped_deploy_configuration_loads():
 
 # -- every number, every type: refused with the object and field, never another exception ----
 
+# Not builders.QUEUE_SETUP: a field of every kind muster reads, for the replacements below (the
+# error names the object and the field); builders.KUEUE_OBJECTS has still more, for properties.
 EVERY_FIELD = """\
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: ResourceFlavor

@@ -10,7 +10,8 @@
   ``--queues`` on an initially empty file that queue tests rewrite (muster reloads it).
 - ``schedulers`` (session): a ``SchedulerSwitch`` whose kube-scheduler calls that proxy.
 - ``extender`` (function): muster running (started again if a test left it dead) and the
-  scheduler on the shipped configuration; yields an ``Extender`` bundle.
+  scheduler on the shipped configuration; yields a ``harness.Extender`` bundle.
+- ``queues`` (function): ``extender``, with muster's queues file emptied afterwards.
 - ``nodes`` (function): a ``NodeSet`` of Node objects labelled for this test only.
 
 When an e2e test fails, the last lines of every component's log are attached to its report,
@@ -22,10 +23,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,22 +34,6 @@ import controlplane  # noqa: E402
 import harness  # noqa: E402
 
 _STATE: dict[str, controlplane.ControlPlane] = {}
-_MUSTER: dict[str, Any] = {}
-REPORT_SECTIONS: dict[str, Callable[[], list[tuple[str, str]]]] = {}
-"""More (title, text) sections for the report of a failed e2e test, by who added them: a
-fixture that runs its own processes (the chaos tests' muster) adds its logs here."""
-
-
-def shared_muster() -> harness.MusterProcess | None:
-    """The session's muster, if a test has started it."""
-    process: harness.MusterProcess | None = _MUSTER.get("process")
-    return process
-
-
-def shared_schedulers() -> harness.SchedulerSwitch | None:
-    """The session's scheduler switch, if a test has used it."""
-    switch: harness.SchedulerSwitch | None = _MUSTER.get("switch")
-    return switch
 
 
 @pytest.fixture(scope="session")
@@ -119,12 +102,12 @@ def muster(control_plane: controlplane.ControlPlane) -> Iterator[harness.MusterP
     queues_file.write_text("")
     process = harness.MusterProcess(control_plane, extra_args=["--queues", str(queues_file)])
     proxy = harness.RecordingProxy(process.port).start()
-    _MUSTER.update(process=process, proxy=proxy, queues_file=queues_file)
+    harness.SESSION.update(process=process, proxy=proxy, queues_file=queues_file)
     try:
         process.start()
         yield process
     finally:
-        _MUSTER.clear()
+        harness.SESSION.clear()
         process.stop()
         proxy.stop()
 
@@ -133,24 +116,13 @@ def muster(control_plane: controlplane.ControlPlane) -> Iterator[harness.MusterP
 def schedulers(
     control_plane: controlplane.ControlPlane, muster: harness.MusterProcess
 ) -> Iterator[harness.SchedulerSwitch]:
-    switch = harness.SchedulerSwitch(control_plane, _MUSTER["proxy"].url)
-    _MUSTER["switch"] = switch
+    switch = harness.SchedulerSwitch(control_plane, harness.SESSION["proxy"].url)
+    harness.SESSION["switch"] = switch
     try:
         yield switch
     finally:
-        _MUSTER.pop("switch", None)
+        harness.SESSION.pop("switch", None)
         switch.stop()
-
-
-@dataclass
-class Extender:
-    """What an extender test works with."""
-
-    cp: controlplane.ControlPlane
-    muster: harness.MusterProcess
-    proxy: harness.RecordingProxy
-    schedulers: harness.SchedulerSwitch
-    queues_file: Path
 
 
 @pytest.fixture
@@ -158,12 +130,21 @@ def extender(
     control_plane: controlplane.ControlPlane,
     muster: harness.MusterProcess,
     schedulers: harness.SchedulerSwitch,
-) -> Extender:
+) -> harness.Extender:
     if not muster.alive():  # a failed restart test may have left it dead
         muster.start()
     schedulers.use("shipped")
-    _MUSTER["proxy"].delays.clear()
-    return Extender(control_plane, muster, _MUSTER["proxy"], schedulers, _MUSTER["queues_file"])
+    harness.SESSION["proxy"].delays.clear()
+    return harness.Extender(
+        control_plane, muster, harness.SESSION["proxy"], schedulers, harness.SESSION["queues_file"]
+    )
+
+
+@pytest.fixture
+def queues(extender: harness.Extender) -> Iterator[harness.Extender]:
+    """``extender`` with the queues file emptied afterwards."""
+    yield extender
+    harness.write_queues(extender, "")
 
 
 @pytest.fixture
@@ -182,10 +163,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     cp = _STATE.get("cp")
     if rep.failed and cp is not None and "control_plane" in getattr(item, "fixturenames", ()):
         rep.sections.append((f"control plane logs ({cp.workdir / 'logs'})", cp.all_log_tails(30)))
-    process, proxy = _MUSTER.get("process"), _MUSTER.get("proxy")
+    process, proxy = harness.SESSION.get("process"), harness.SESSION.get("proxy")
     if rep.failed and process is not None and "muster" in getattr(item, "fixturenames", ()):
         rep.sections.append((f"muster log ({process.log_path})", process.log_tail(60)))
         rep.sections.append(("extender calls through the proxy (last 30)", proxy.summary(30)))
     if rep.failed and "control_plane" in getattr(item, "fixturenames", ()):
-        for sections in list(REPORT_SECTIONS.values()):
+        for sections in list(harness.REPORT_SECTIONS.values()):
             rep.sections.extend(sections())

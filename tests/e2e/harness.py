@@ -9,8 +9,12 @@ kube-scheduler and muster, kube-scheduler configurations, and small API helpers.
   a dead extender looks to the scheduler (a connection error is also a failed call).
 - :class:`SchedulerSwitch` keeps one kube-scheduler running with one of the configurations of
   :data:`VARIANTS` and restarts it only when a test asks for another one.
+- :data:`SESSION` holds the session's muster, proxy and scheduler switch that conftest.py's
+  fixtures start, and :class:`Extender` bundles them for a test; :func:`put_queues` writes
+  Kueue objects (:func:`queue_setup`) into muster's queues file and waits until they are in force.
 
-Only the standard library, PyYAML and prometheus_client (a muster dependency) are used.
+Only the standard library, PyYAML, prometheus_client (a muster dependency) and muster's pod
+builder (``extender.core.manifests``) are used.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import select
 import socket
 import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -36,6 +41,8 @@ from typing import Any, Generic, TypeVar
 import yaml
 from controlplane import LOOPBACK, ControlPlane, ControlPlaneError, _Proc, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+
+from extender.core import manifests
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO / "scheduler-config" / "kube-scheduler-v1beta1.yaml"
@@ -436,27 +443,14 @@ def pod(
     **spec: Any,
 ) -> dict[str, Any]:
     """A pod manifest pinned by ``selector`` to the test's nodes; ``spec`` adds fields."""
-    meta: dict[str, Any] = {"name": name}
-    if labels:
-        meta["labels"] = dict(labels)
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": {
-            "nodeSelector": dict(selector),
-            "containers": [
-                {
-                    "name": "c",
-                    "image": IMAGE,
-                    "resources": {"requests": {"cpu": cpu, "memory": memory}},
-                }
-            ],
-            **spec,
-        },
-    }
+    manifest = manifests.pod(
+        name,
+        labels=labels,
+        annotations=annotations,
+        containers=[manifests.container("c", image=IMAGE, requests={"cpu": cpu, "memory": memory})],
+        spec={"nodeSelector": dict(selector), **spec},
+    )
+    return {"apiVersion": "v1", "kind": "Pod", **manifest}
 
 
 def create(cp: ControlPlane, namespace: str, manifest: Mapping[str, Any]) -> Any:
@@ -667,3 +661,92 @@ def namespace(cp: ControlPlane, name: str) -> Iterator[str]:
             check=False,
         )
         cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# -- the session's muster, and what a test works with ---------------------------------------
+
+SESSION: dict[str, Any] = {}
+"""The session's muster ``process``, its ``proxy``, its ``queues_file`` and the scheduler
+``switch``, as the fixtures of conftest.py started them."""
+REPORT_SECTIONS: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+"""More (title, text) sections for the report of a failed e2e test, by who added them: a
+fixture that runs its own processes (the chaos tests' muster) adds its logs here."""
+
+
+def shared_muster() -> MusterProcess | None:
+    """The session's muster, if a test has started it."""
+    process: MusterProcess | None = SESSION.get("process")
+    return process
+
+
+def shared_schedulers() -> SchedulerSwitch | None:
+    """The session's scheduler switch, if a test has used it."""
+    switch: SchedulerSwitch | None = SESSION.get("switch")
+    return switch
+
+
+@dataclass
+class Extender:
+    """What an extender test works with."""
+
+    cp: ControlPlane
+    muster: MusterProcess
+    proxy: RecordingProxy
+    schedulers: SchedulerSwitch
+    queues_file: Path
+
+
+# -- Kueue objects in the queues file ------------------------------------------------------------
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def queue_setup(namespace: str, *, cpu: int) -> str:
+    """A ClusterQueue ``cq-<namespace>`` of ``cpu`` cpus and LocalQueue ``<namespace>/user-queue``.
+
+    Not tests/builders.py's QUEUE_SETUP: every test has its own ClusterQueue (in its own
+    namespace), and one flavor without node labels (a test's Node objects carry only its own
+    label)."""
+    return textwrap.dedent(f"""\
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: ResourceFlavor
+        metadata: {{name: default-flavor}}
+        ---
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: ClusterQueue
+        metadata: {{name: cq-{namespace}}}
+        spec:
+          namespaceSelector: {{}}
+          resourceGroups:
+          - coveredResources: [cpu, memory]
+            flavors:
+            - name: default-flavor
+              resources:
+              - {{name: cpu, nominalQuota: {cpu}}}
+              - {{name: memory, nominalQuota: 100Gi}}
+        ---
+        apiVersion: kueue.x-k8s.io/v1beta1
+        kind: LocalQueue
+        metadata: {{namespace: {namespace}, name: user-queue}}
+        spec: {{clusterQueue: cq-{namespace}}}
+        """)
+
+
+def write_queues(ext: Extender, text: str) -> None:
+    """Replace the queues file at once: muster polls it and must never read it half written."""
+    staged = ext.queues_file.with_suffix(".staged")
+    staged.write_text(text)
+    os.replace(staged, ext.queues_file)
+
+
+def put_queues(ext: Extender, text: str, cluster_queue: str) -> None:
+    """Write the queues file and wait until muster has loaded ``cluster_queue`` from it."""
+    write_queues(ext, text)
+
+    def loaded() -> bool:
+        status, body = ext.muster.get("/debug/queues")
+        return status == 200 and any(
+            cq["name"] == cluster_queue for cq in json.loads(body)["clusterQueues"]
+        )
+
+    wait_until(loaded, 15, 0.2, f"muster to load ClusterQueue {cluster_queue}")

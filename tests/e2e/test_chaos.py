@@ -23,12 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import conftest
 import harness
 import pytest
 from controlplane import ControlPlane, wait_until
-from harness import MusterProcess, NodeSet, RecordingProxy, Sampler, create, placements, pod
-from test_queues import QUEUE_LABEL, put_queues, queue_setup, write_queues
+from harness import (
+    QUEUE_LABEL,
+    MusterProcess,
+    NodeSet,
+    RecordingProxy,
+    Sampler,
+    create,
+    placements,
+    pod,
+    put_queues,
+    queue_setup,
+    write_queues,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -81,11 +91,11 @@ def restore_control_plane(cp: ControlPlane, *, api_server_restarted: bool) -> li
         cp.restart_controller_manager()
         done.append("restarted kube-controller-manager (it had exited)")
     cp.stop_scheduler()
-    switch = conftest.shared_schedulers()
+    switch = harness.shared_schedulers()
     if switch is not None and switch.variant is not None:
         switch.use(switch.variant)
         done.append(f"scheduler back on {switch.variant!r}")
-    shared = conftest.shared_muster()
+    shared = harness.shared_muster()
     if api_server_restarted and shared is not None and shared.alive():
         # Its watches lived through the same outage; later tests must not depend on whether
         # they recovered (test_api_server_outage checks that on the chaos muster).
@@ -108,7 +118,7 @@ def chaos(
     )
     proxy = RecordingProxy(process.port).start()
     bundle = Chaos(cp, process, proxy, queues_file, e2e_namespace, nodes)
-    conftest.REPORT_SECTIONS["chaos"] = lambda: [
+    harness.REPORT_SECTIONS["chaos"] = lambda: [
         (f"chaos muster log ({process.log_path})", process.log_tail(60)),
         ("chaos proxy calls (last 30)", proxy.summary(30)),
     ]
@@ -117,7 +127,7 @@ def chaos(
         cp.start_scheduler(harness.scheduler_config("shipped", proxy.url), force_local=True)
         yield bundle
     finally:
-        conftest.REPORT_SECTIONS.pop("chaos", None)
+        harness.REPORT_SECTIONS.pop("chaos", None)
         try:
             done = restore_control_plane(cp, api_server_restarted=bundle.api_server_restarted)
             if done:

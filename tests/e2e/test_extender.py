@@ -20,9 +20,8 @@ from typing import Any
 
 import harness
 import pytest
-from conftest import Extender
 from controlplane import wait_until
-from harness import NodeSet, create, delete_pods, messages, placements, pod
+from harness import Extender, NodeSet, create, delete_pods, messages, placements, pod
 
 pytestmark = pytest.mark.e2e
 

@@ -21,9 +21,8 @@ from typing import Any
 
 import harness
 import pytest
-from conftest import Extender
 from controlplane import ControlPlane, wait_until
-from harness import NodeSet, PodSampler, create, delete_pods, events, placements, pod
+from harness import Extender, NodeSet, PodSampler, create, delete_pods, events, placements, pod
 
 pytestmark = pytest.mark.e2e
 

@@ -9,72 +9,25 @@ empties the file afterwards (muster reloads it within a second).
 from __future__ import annotations
 
 import json
-import os
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Extender
 from controlplane import ControlPlane, wait_until
-from harness import NodeSet, create, messages, pod
+from harness import (
+    QUEUE_LABEL,
+    Extender,
+    NodeSet,
+    create,
+    messages,
+    pod,
+    put_queues,
+    queue_setup,
+    write_queues,
+)
 
 pytestmark = pytest.mark.e2e
-
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-
-
-def queue_setup(namespace: str, *, cpu: int) -> str:
-    return textwrap.dedent(f"""\
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: ResourceFlavor
-        metadata: {{name: default-flavor}}
-        ---
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: ClusterQueue
-        metadata: {{name: cq-{namespace}}}
-        spec:
-          namespaceSelector: {{}}
-          resourceGroups:
-          - coveredResources: [cpu, memory]
-            flavors:
-            - name: default-flavor
-              resources:
-              - {{name: cpu, nominalQuota: {cpu}}}
-              - {{name: memory, nominalQuota: 100Gi}}
-        ---
-        apiVersion: kueue.x-k8s.io/v1beta1
-        kind: LocalQueue
-        metadata: {{namespace: {namespace}, name: user-queue}}
-        spec: {{clusterQueue: cq-{namespace}}}
-        """)
-
-
-@pytest.fixture
-def queues(extender: Extender) -> Iterator[Extender]:
-    yield extender
-    write_queues(extender, "")
-
-
-def write_queues(ext: Extender, text: str) -> None:
-    """Replace the queues file at once: muster polls it and must never read it half written."""
-    staged = ext.queues_file.with_suffix(".staged")
-    staged.write_text(text)
-    os.replace(staged, ext.queues_file)
-
-
-def put_queues(ext: Extender, text: str, cluster_queue: str) -> None:
-    write_queues(ext, text)
-
-    def loaded() -> bool:
-        status, body = ext.muster.get("/debug/queues")
-        return status == 200 and any(
-            cq["name"] == cluster_queue for cq in json.loads(body)["clusterQueues"]
-        )
-
-    wait_until(loaded, 15, 0.2, f"muster to load ClusterQueue {cluster_queue}")
 
 
 def cpu_millis(p: dict[str, Any]) -> int:

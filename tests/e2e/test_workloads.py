@@ -15,10 +15,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Extender
 from controlplane import ControlPlane, wait_until
-from harness import IMAGE, NodeSet
-from test_queues import QUEUE_LABEL, put_queues, queue_setup, queues  # noqa: F401  (fixture)
+from harness import IMAGE, QUEUE_LABEL, Extender, NodeSet, put_queues, queue_setup
 
 pytestmark = pytest.mark.e2e
 
@@ -124,7 +122,7 @@ waitForPodsReady:
 
 
 def test_a_gang_whose_pods_never_become_ready_is_evicted_and_requeued(
-    queues: Extender,  # noqa: F811
+    queues: Extender,
     nodes: NodeSet,
     e2e_namespace: str,
 ) -> None:
@@ -194,7 +192,7 @@ def test_a_gang_whose_pods_never_become_ready_is_evicted_and_requeued(
 
 
 def test_an_elastic_job_is_charged_for_exactly_the_pods_it_has(
-    queues: Extender,  # noqa: F811
+    queues: Extender,
     nodes: NodeSet,
     e2e_namespace: str,
 ) -> None:

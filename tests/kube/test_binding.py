@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
@@ -23,81 +19,7 @@ from extender.kube import binding, notifying
 from extender.kube import client as kube_client
 from extender.service import ports
 from tests import builders
-
-TLS = Path(__file__).parent / "tls"
-"""A self-signed certificate for 127.0.0.1 (valid until 2126) and an unrelated CA."""
-CREATED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    peer: tuple[str, int]
-
-
-@dataclass
-class FakeAPI:
-    """Answers every request with ``status`` and ``reply``; records requests and the client
-    ports they came from (one port = one TCP connection)."""
-
-    status: int = 201
-    reply: dict[str, Any] = field(default_factory=lambda: dict(CREATED))
-    seen: list[Seen] = field(default_factory=list)
-    url: str = ""
-
-    @property
-    def connections(self) -> int:
-        return len({s.peer for s in self.seen})
-
-
-def serve(fake: FakeAPI, *, tls: bool = False) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
-
-        def setup(self) -> None:
-            super().setup()
-            # Headers and body go out in two writes: without this, Nagle holds the body back
-            # until the client's delayed ACK (40 ms) of the headers.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            fake.seen.append(
-                Seen(
-                    self.command,
-                    self.path,
-                    dict(self.headers),
-                    json.loads(raw) if raw else None,
-                    self.client_address,
-                )
-            )
-            out = json.dumps(fake.reply).encode()
-            self.send_response(fake.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        do_POST = do_PATCH = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    scheme = "http"
-    if tls:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(TLS / "server.pem", TLS / "server-key.pem")
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    fake.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    return server
+from tests.fakes import TLS, FakeAPI, serve
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ driven directly in the test's thread; it hands changes to the loop with
 from __future__ import annotations
 
 import asyncio
-import builtins
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,53 +20,7 @@ from prometheus_client import REGISTRY
 
 from extender.core import cluster, model, objects
 from extender.kube import watching
-
-STREAMS = Path(__file__).parent / "streams"
-
-
-def load_list(name: str) -> tuple[list[dict[str, Any]], str]:
-    document = json.loads((STREAMS / name).read_text())
-    return document["items"], document["metadata"]["resourceVersion"]
-
-
-def replay(name: str) -> Iterator[dict[str, Any]]:
-    for line in (STREAMS / name).read_text().splitlines():
-        event = json.loads(line)
-        if "raise" in event:
-            raise getattr(builtins, event["raise"])(event["message"])
-        yield event
-
-
-class FakeLister:
-    def __init__(self, *names: str) -> None:
-        self.names = list(names)
-        self.calls = 0
-
-    def __call__(self) -> tuple[list[dict[str, Any]], str]:
-        name = self.names[min(self.calls, len(self.names) - 1)]
-        self.calls += 1
-        return load_list(name)
-
-
-class FakeWatcher:
-    """Replays one stream per call; a script entry may also be an exception to raise at once.
-    When the script runs out it sets ``stop`` (if given) and streams nothing."""
-
-    def __init__(self, *script: str | BaseException, stop: Any = None) -> None:
-        self.script = list(script)
-        self.versions: list[str] = []
-        self.stop = stop
-
-    def __call__(self, version: str) -> Iterator[dict[str, Any]]:
-        self.versions.append(version)
-        if not self.script:
-            if self.stop is not None:
-                self.stop.set()
-            return iter(())
-        entry = self.script.pop(0)
-        if isinstance(entry, BaseException):
-            raise entry
-        return replay(entry)
+from tests.fakes import STREAMS, FakeLister, FakeResponse, FakeWatcher, load_list
 
 
 async def settle() -> None:
@@ -362,21 +314,6 @@ def test_the_api_lister_follows_continue_tokens() -> None:
     assert items == [{"a": 1}, {"b": 2}] and version == "9"
     assert [call["_continue"] for call in seen] == [None, "t1"]
     assert all(call["limit"] == 500 and call["_preload_content"] is False for call in seen)
-
-
-class FakeResponse:
-    """A urllib3 response streaming ``body`` in chunks of ``size`` bytes."""
-
-    def __init__(self, body: bytes, size: int) -> None:
-        self.body, self.size = body, size
-        self.released = False
-
-    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
-        for start in range(0, len(self.body), self.size):
-            yield self.body[start : start + self.size]
-
-    def release_conn(self) -> None:
-        self.released = True
 
 
 def api_list(*bodies: bytes, size: int = 7) -> tuple[Any, list[dict[str, Any]], list[Any]]:

@@ -10,8 +10,9 @@ import pytest
 from extender.core import gang
 from extender.service import BindError
 from tests import builders
-from tests.manual_timers import settle
-from tests.service.test_gangs import make_service, member, names
+from tests.builders import member
+from tests.fakes import gang_service as make_service
+from tests.fakes import names, settle
 
 
 async def test_two_pods_that_passed_filter_on_the_last_room_cannot_both_bind():

@@ -4,90 +4,15 @@ deadlines, the elastic tail, restarts and preemption."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 
 import pytest
 
-from extender import simulation
-from extender.core import cluster, gang, model
-from extender.service import BindError, ExtenderService, Victims
-from extender.settings import Settings
+from extender.core import gang, model
+from extender.service import BindError, Victims
 from tests import builders
-from tests.manual_timers import ManualTimers, settle
-
-RACK = "muster.dev/rack"
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-        self.nudged: list[str] = []
-        self.annotated: list[tuple[str, dict[str, str]]] = []
-
-    def event(self, pod: model.Pod, *, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append((pod.name, reason, message))
-
-    def nudge(self, pods: Sequence[model.Pod]) -> None:
-        self.nudged.extend(p.name for p in pods)
-
-    def annotate(self, pod: model.Pod, annotations: Mapping[str, str]) -> None:
-        self.annotated.append((pod.name, dict(annotations)))
-
-
-class FlakyBinder(simulation.SimulatedBinder):
-    """Binds in memory, except the pods named in ``fail``."""
-
-    def __init__(self, state: cluster.ClusterState, fail: set[str]) -> None:
-        super().__init__(state)
-        self.fail = fail
-        self.calls: list[str] = []
-
-    async def bind(self, pod: model.Pod, node_name: str) -> None:
-        self.calls.append(pod.name)
-        if pod.name in self.fail:
-            raise RuntimeError("conflict")
-        await super().bind(pod, node_name)
-
-
-def make_service(
-    nodes: int = 4, *, timeout: float = 30.0, fail: set[str] | None = None, cpu: str = "4"
-) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder]:
-    """The service on a manual clock (``service.timers``): no deadline passes unless a test
-    advances it."""
-    state = cluster.ClusterState()
-    notifier = RecordingNotifier()
-    binder = FlakyBinder(state, fail or set())
-    timers = ManualTimers()
-    service = ExtenderService(
-        state=state,
-        binder=binder,
-        notifier=notifier,
-        settings=Settings(gang_timeout_seconds=timeout, gang_backoff_base_seconds=60),
-        clock=timers.now,
-        timers=timers,
-    )
-    for i in range(nodes):
-        state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={RACK: f"r{i // 2}"}))
-    state.mark_synced()
-    return service, notifier, binder
-
-
-def member(
-    name: str, *, workload: str = "train", min_count: int = 3, cpu: str = "2", **kwargs
-) -> model.Pod:
-    annotations = {gang.MIN_COUNT_ANNOTATION: str(min_count), **kwargs.pop("annotations", {})}
-    return builders.pod(
-        name,
-        uid=name,
-        cpu=cpu,
-        labels={gang.WORKLOAD_LABEL: workload},
-        annotations=annotations,
-        **kwargs,
-    )
-
-
-def names(service: ExtenderService) -> list[str]:
-    return list(service.state.nodes)
+from tests.builders import member
+from tests.fakes import RACK, names, settle
+from tests.fakes import gang_service as make_service
 
 
 def test_members_wait_for_quorum_without_holding_capacity():

@@ -13,25 +13,17 @@ from extender.core import cluster, gang, model, queues
 from extender.service import BindError, ExtenderService, NotFound
 from extender.settings import Settings
 from tests import builders
-from tests.service.test_gangs import FlakyBinder, RecordingNotifier, member, names
-from tests.service.test_queues import config, queued
+from tests.builders import member, queued
+from tests.fakes import FakeClock, FlakyBinder, RecordingNotifier, names
 
 TTL = 10.0
 QUEUE = queues.QUEUE_LABEL
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_service(
     *, nodes: int = 4, cpu: str = "4", quota_cpu: int | None = None
-) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder, Clock]:
-    clock = Clock()
+) -> tuple[ExtenderService, RecordingNotifier, FlakyBinder, FakeClock]:
+    clock = FakeClock()
     state = cluster.ClusterState()
     notifier = RecordingNotifier()
     binder = FlakyBinder(state, set())
@@ -46,7 +38,7 @@ def make_service(
         instance = "on-demand" if i % 2 == 0 else "spot"
         state.upsert_node(builders.node(f"n{i}", cpu=cpu, labels={"instance-type": instance}))
     if quota_cpu is not None:
-        service.admission.configure(config(str(quota_cpu)))
+        service.admission.configure(builders.queue_config(str(quota_cpu)))
     service.mark_synced()
     return service, notifier, binder, clock
 

@@ -10,127 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from extender import queuefile
-from extender.core import cluster, gang, model, queues
+from extender.core import gang, model, queues
 from extender.service import ExtenderService
-from extender.settings import Settings
 from tests import builders
-from tests.manual_timers import ManualTimers, settle
-from tests.service.test_gangs import FlakyBinder, RecordingNotifier
-
-SETUP = """\
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: ResourceFlavor
-metadata: {name: on-demand}
-spec: {nodeLabels: {instance-type: on-demand}}
----
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: ResourceFlavor
-metadata: {name: spot}
-spec:
-  nodeLabels: {instance-type: spot}
----
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: ClusterQueue
-metadata: {name: cluster-queue}
-spec:
-  namespaceSelector: {}
-  preemption: {withinClusterQueue: LowerPriority}
-  resourceGroups:
-  - coveredResources: [cpu, memory]
-    flavors:
-    - name: on-demand
-      resources: [{name: cpu, nominalQuota: CPU}, {name: memory, nominalQuota: 100Gi}]
-    - name: spot
-      resources: [{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]
----
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: LocalQueue
-metadata: {namespace: default, name: user-queue}
-spec: {clusterQueue: cluster-queue}
----
-apiVersion: kueue.x-k8s.io/v1beta1
-kind: WorkloadPriorityClass
-metadata: {name: urgent}
-value: 1000
-"""
-
-
-def config(cpu: int = 9, **replace: str) -> queues.QueueConfig:
-    text = SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}")
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    return queues.parse(yaml.safe_load_all(text))
-
-
-class RecordingEvictor:
-    def __init__(self, service: ExtenderService | None = None) -> None:
-        self.evicted: list[str] = []
-        self.service = service
-
-    async def evict(self, pod: model.Pod, *, reason: str) -> None:
-        self.evicted.append(pod.name)
-        if self.service is not None:  # the pod goes away, as the API would do
-            self.service.remove_pod(pod)
-
-
-def make_service(
-    *, cpu: int = 9, nodes: int = 4
-) -> tuple[ExtenderService, RecordingNotifier, RecordingEvictor]:
-    """The service on a manual clock (``service.timers``, also the lifecycles' wall clock):
-    no timeout passes unless a test advances it, and the admission cycle a change asks for
-    runs at the next ``advance()`` (or at once, in the next filter call)."""
-    state = cluster.ClusterState()
-    notifier = RecordingNotifier()
-    evictor = RecordingEvictor()
-    timers = ManualTimers()
-    service = ExtenderService(
-        state=state,
-        binder=FlakyBinder(state, set()),
-        notifier=notifier,
-        evictor=evictor,
-        settings=Settings(),
-        clock=timers.now,
-        timers=timers,
-    )
-    service.admission.lifecycle.wall = timers.now
-    evictor.service = service
-    for i in range(nodes):
-        kind = "spot" if i % 2 else "on-demand"
-        state.upsert_node(builders.node(f"n{i}", cpu="8", labels={"instance-type": kind}))
-    state.mark_synced()
-    service.admission.configure(config(cpu))
-    return service, notifier, evictor
-
-
-def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs) -> model.Pod:
-    labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
-    return builders.pod(name, uid=kwargs.pop("uid", name), cpu=cpu, labels=labels, **kwargs)
-
-
-def gang_members(workload: str, prefix: str, cpu: str = "1") -> list[model.Pod]:
-    """Three queued pods of gang ``workload`` with ``minCount`` 3."""
-    labels = {gang.WORKLOAD_LABEL: workload}
-    annotations = {gang.MIN_COUNT_ANNOTATION: "3"}
-    return [queued(f"{prefix}{i}", cpu, labels=labels, annotations=annotations) for i in range(3)]
-
-
-NODES = ["n0", "n1", "n2", "n3"]
-
-
-async def schedule(service: ExtenderService, pod: model.Pod) -> str:
-    """Filter, then bind to the first passed node; returns the node or the rejection."""
-    service.apply_pod(pod)
-    outcome = service.filter(pod, NODES)
-    if not outcome.passed:
-        return next(iter(outcome.unresolvable.values()), "") or next(
-            iter(outcome.failed.values()), ""
-        )
-    node = outcome.passed[0]
-    await service.bind(namespace=pod.namespace, name=pod.name, uid=pod.uid, node_name=node)
-    return node
+from tests.builders import gang_members, queued
+from tests.fakes import NODES, schedule, settle
+from tests.fakes import queue_service as make_service
 
 
 def bound(service: ExtenderService, pod: model.Pod) -> model.Pod:
@@ -280,12 +167,12 @@ async def test_reloading_a_larger_quota_admits_waiting_pods_and_hold_and_drain_e
     first, second = queued("first"), queued("second")
     assert await schedule(service, first) in ("n0", "n2")
     assert "0 of 1 free" in await schedule(service, second)
-    service.admission.configure(config(2))
+    service.admission.configure(builders.queue_config(2))
     service.timers.advance()  # the cycle asked for runs
     assert "second" in notifier.nudged
     assert await schedule(service, second) in ("n0", "n2")
     service.admission.configure(
-        config(
+        builders.queue_config(
             2, **{"namespaceSelector: {}": ("namespaceSelector: {}\n  stopPolicy: HoldAndDrain")}
         )
     )
@@ -316,20 +203,20 @@ def test_debug_view_lists_usage_and_pending_in_order():
 
 def test_a_changed_file_that_is_invalid_keeps_the_last_good_configuration(tmp_path: Path):
     path = tmp_path / "queues.yaml"
-    path.write_text(SETUP.replace("CPU", "9"))
+    path.write_text(builders.QUEUE_SETUP.replace("CPU", "9"))
     applied: list[queues.QueueConfig] = []
     watcher = queuefile.QueueFile(path, applied.append)
     watcher.load_now()
     assert applied[-1].cluster_queues["cluster-queue"].quota("on-demand", "cpu").nominal == 9000
     assert watcher.check() is False  # unchanged
-    path.write_text(SETUP.replace("CPU", "nine"))
+    path.write_text(builders.QUEUE_SETUP.replace("CPU", "nine"))
     os.utime(path, (1, 1))
     assert watcher.check() is False
     assert len(applied) == 1
     assert "ClusterQueue cluster-queue: spec.resourceGroups[0].flavors[0].resources[0]" in (
         watcher.error
     )
-    path.write_text(SETUP.replace("CPU", "12"))
+    path.write_text(builders.QUEUE_SETUP.replace("CPU", "12"))
     os.utime(path, (2, 2))
     assert watcher.check() is True
     assert applied[-1].cluster_queues["cluster-queue"].quota("on-demand", "cpu").nominal == 12000
@@ -401,7 +288,9 @@ async def test_debug_queues_endpoint_serves_the_view(aiohttp_client):
 async def test_namespace_selector_reads_the_watched_namespace_labels():
     service, _, _ = make_service()
     service.admission.configure(
-        config(**{"namespaceSelector: {}": "namespaceSelector: {matchLabels: {team: a}}"})
+        builders.queue_config(
+            **{"namespaceSelector: {}": "namespaceSelector: {matchLabels: {team: a}}"}
+        )
     )
     pod = queued("p")
     assert await schedule(service, pod) == (

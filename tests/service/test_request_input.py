@@ -12,7 +12,7 @@ from extender.core import cluster, objects
 from extender.service import ExtenderService, RequestError
 from extender.settings import Settings
 from tests import builders
-from tests.conftest import FakeBinder
+from tests.fakes import FakeBinder
 
 GANG = {"labels": {"muster.dev/workload": "w"}, "annotations": {"muster.dev/min-count": "2"}}
 

@@ -9,7 +9,7 @@ import asyncio
 import inspect
 
 from extender.service.timers import LoopTimers
-from tests.manual_timers import ManualTimers, settle
+from tests.fakes import ManualTimers, settle
 
 
 async def test_callbacks_and_tasks_are_tracked_until_they_finished():

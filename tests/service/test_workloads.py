@@ -11,8 +11,9 @@ import yaml
 
 from extender.core import gang, lifecycle, model, queues
 from tests import builders
-from tests.manual_timers import settle
-from tests.service.test_queues import NODES, SETUP, gang_members, make_service, queued, schedule
+from tests.builders import gang_members, queued
+from tests.fakes import NODES, schedule, settle
+from tests.fakes import queue_service as make_service
 
 WAIT = """\
 ---
@@ -27,7 +28,7 @@ waitForPodsReady:
 def configure(
     service, *, cpu: int = 9, timeout: float = 0.05, base: float = 0.2, limit: int | None = None
 ) -> None:
-    text = SETUP.replace("nominalQuota: CPU", f"nominalQuota: {cpu}") + WAIT.format(
+    text = builders.queue_setup(cpu) + WAIT.format(
         timeout=timeout, base=base, limit=f", backoffLimitCount: {limit}" if limit else ""
     )
     service.admission.configure(queues.parse(yaml.safe_load_all(text)))
@@ -206,7 +207,7 @@ async def test_an_elastic_job_grows_by_slices_in_its_flavor_and_shrinks_in_place
     service, notifier, _ = make_service(cpu=4)
     config = queues.parse(
         yaml.safe_load_all(
-            SETUP.replace("nominalQuota: CPU", "nominalQuota: 4").replace(
+            builders.QUEUE_SETUP.replace("nominalQuota: CPU", "nominalQuota: 4").replace(
                 "[{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]",
                 "[{name: cpu, nominalQuota: 8}, {name: memory, nominalQuota: 8Gi}]",
             )
@@ -258,7 +259,7 @@ async def test_labels_are_replicated_into_the_record():
     from extender.core import cluster
     from extender.service import ExtenderService
     from extender.settings import Settings
-    from tests.service.test_gangs import FlakyBinder, RecordingNotifier
+    from tests.fakes import FlakyBinder, RecordingNotifier
 
     state = cluster.ClusterState()
     service = ExtenderService(
@@ -269,9 +270,7 @@ async def test_labels_are_replicated_into_the_record():
     )
     state.upsert_node(builders.node("n0", cpu="8"))
     state.mark_synced()
-    service.admission.configure(
-        queues.parse(yaml.safe_load_all(SETUP.replace("nominalQuota: CPU", "nominalQuota: 9")))
-    )
+    service.admission.configure(builders.queue_config(9))
     pod = queued("labelled", labels={"team": "vision", "other": "x"})
     service.apply_pod(pod)
     view = service.admission.lifecycle.describe()
@@ -280,7 +279,7 @@ async def test_labels_are_replicated_into_the_record():
 
 async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_timeout():
     service, _, evictor = make_service()
-    text = SETUP.replace("nominalQuota: CPU", "nominalQuota: 9") + (
+    text = builders.QUEUE_SETUP.replace("nominalQuota: CPU", "nominalQuota: 9") + (
         "---\napiVersion: config.kueue.x-k8s.io/v1beta1\nkind: Configuration\n"
         "waitForPodsReady: {timeout: 5s, recoveryTimeout: 0.1s}\n"
     )

@@ -72,6 +72,8 @@ RESERVED = "reserved-node"
 """A node no fuzzed body names: nothing is ever bound there, so a small pod always fits."""
 FILTER_RESULT_KEYS = set(builders.load_payload("protocol-extender-filter-result.json"))
 CAPTURED_POD = builders.load_payload("scheduler-1.20.2-filter.json")["Pod"]
+# Not builders.QUEUE_SETUP: one flavor without node labels, so that admitted pods fit the generated
+# nodes (which have no instance-type label), and a pods quota, so that pod counts are charged too.
 QUEUES = """\
 apiVersion: kueue.x-k8s.io/v1beta1
 kind: ResourceFlavor
@@ -590,6 +592,7 @@ FOUND = [
 # -- the tests ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("verb", ["filter", "prioritize", "bind", "preempt"])
 def test_any_message_gets_200_or_400_with_a_reply_of_the_verbs_type(
     server: Server, verb: str
@@ -616,6 +619,7 @@ _GARBAGE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @examples("raw")
 @given(
     verb=st.sampled_from(["filter", "prioritize", "bind", "preempt"]), body=_GARBAGE.map(Message)
@@ -641,6 +645,7 @@ def _compressions(body: bytes) -> st.SearchStrategy[Message]:
     )
 
 
+@pytest.mark.slow
 @examples("encoded")
 @given(
     verb=st.sampled_from(["filter", "prioritize", "bind", "preempt"]),

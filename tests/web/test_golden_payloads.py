@@ -23,7 +23,7 @@ from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import make_app
 from tests import builders
-from tests.conftest import FakeBinder
+from tests.fakes import FakeBinder
 
 FILTER = builders.load_payload("scheduler-1.20.2-filter.json")
 PRIORITIZE = builders.load_payload("scheduler-1.20.2-prioritize.json")

@@ -14,7 +14,7 @@ from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import make_app
 from tests import builders
-from tests.conftest import FakeBinder
+from tests.fakes import FakeBinder
 
 
 async def call(client: TestClient, path: str, body: Any, *, status: int = 200) -> Any:
