@@ -14,74 +14,45 @@ An extender has no Permit hook, so the gang is decided here:
 
 Groups are rebuilt from the pods the watch delivers, so after a restart bound members count
 as placed and the rest are planned around them.
+
+``GangCoordinator`` is the one entry point and owns the groups (membership, steps 1-4, and
+whole gangs under preemption); the parts:
+
+* ``gate``  — step 5: the bind gate, the group's deadline and backoff, releasing a plan;
+* ``group`` — one group's state, its phase and the Events a change of phase posts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from extender import metrics
 from extender.core import cluster, gang, model, predicates
-from extender.service.ports import (
-    Binder,
-    BindError,
-    Cancellable,
-    Clock,
-    Notifier,
-    Placement,
-    Timers,
-    Victims,
-)
+from extender.service.gangs.gate import BindGate
+from extender.service.gangs.group import Group, Phase, reservation_key
+from extender.service.ports import Binder, Clock, Notifier, Placement, Timers, Victims
 from extender.settings import Settings
 
-log = logging.getLogger(__name__)
-
-RESERVATION_PREFIX = "gang/"
+__all__ = ["GangCoordinator", "Group"]
 
 
-class Phase(enum.StrEnum):
-    WAITING = "Waiting"
-    UNPLACEABLE = "Unplaceable"
-    PLANNED = "Planned"
-    BOUND = "Bound"
-    BACKING_OFF = "BackingOff"
+def _by_domain(
+    node_names: Sequence[str], *, domain: str, nodes: Mapping[str, cluster.NodeState]
+) -> list[str]:
+    """Offered nodes, those in the plan's topology ``domain`` ("label=value") first."""
+    label, _, value = domain.partition("=")
+    if not value:
+        return list(node_names)
+    inside = [n for n in node_names if n in nodes and nodes[n].node.labels.get(label) == value]
+    chosen = set(inside)
+    return inside + [n for n in node_names if n not in chosen]
 
 
-def reservation_key(uid: str) -> str:
-    return RESERVATION_PREFIX + uid
-
-
-@dataclass(eq=False)
-class Group:
-    key: gang.GroupKey
-    first_seen: float
-    policy: gang.Policy = field(default_factory=gang.Policy)
-    members: dict[str, model.Pod] = field(default_factory=dict)
-    bound: set[str] = field(default_factory=set)
-    """Members bound or being bound (``ClusterState.bound_node``), kept as that changes."""
-    plan: dict[str, str] = field(default_factory=dict)
-    domain: str = ""
-    gate: dict[str, asyncio.Future[None]] = field(default_factory=dict)
-    deadline: float = 0.0
-    timer: Cancellable | None = None
-    attempts: int = 0
-    backoff_until: float = 0.0
-    phase: Phase | None = None
-    reason: str = ""
-    quorum_at: float = 0.0
-
-    @property
-    def priority(self) -> int:
-        return max((p.priority for p in self.members.values()), default=0)
-
-    @property
-    def created(self) -> float:
-        return min((p.created for p in self.members.values()), default=0.0)
+def _only(node: str, node_names: Sequence[str], reason: str) -> predicates.FilterOutcome:
+    return predicates.FilterOutcome(
+        passed=[node], unresolvable={n: reason for n in node_names if n != node}
+    )
 
 
 class GangCoordinator:
@@ -100,10 +71,8 @@ class GangCoordinator:
         clock: Clock = time.monotonic,
     ) -> None:
         self.state = state
-        self.binder = binder
         self.notifier = notifier
         self.settings = settings
-        self.timers = timers
         self.clock = clock
         self.groups: dict[gang.GroupKey, Group] = {}
         self.group_of: dict[str, gang.GroupKey] = {}
@@ -112,6 +81,17 @@ class GangCoordinator:
         """Quota admission: whether a member may take capacity yet, and on which flavor."""
         self.capacity_freed = capacity_freed
         """Called when a reservation is let go, so pods turned away for room can retry."""
+        self.gate = BindGate(
+            state=state,
+            binder=binder,
+            notifier=notifier,
+            settings=settings,
+            timers=timers,
+            clock=clock,
+            capacity_freed=capacity_freed,
+            groups=self.groups,
+            group_of=self.group_of,
+        )
         state.on_bound_change(self._bound_changed)
         state.index_domains(settings.topology_keys)  # as nodes arrive, not at the first plan
 
@@ -173,11 +153,11 @@ class GangCoordinator:
             self.state.release(reservation_key(uid))
             del group.plan[uid]
             self.capacity_freed()
-            self.notifier.nudge([p for p in self._pending(group) if p.uid not in group.plan])
+            self.notifier.nudge([p for p in group.pending() if p.uid not in group.plan])
         elif uid in group.plan:
-            self._release(group)
+            self.gate.release(group)
         if not group.members:
-            self._cancel_timer(group)
+            self.gate.cancel_timer(group)
             del self.groups[group.key]
 
     def set_workload(self, workload: gang.Workload) -> None:
@@ -193,7 +173,7 @@ class GangCoordinator:
             if group.key.namespace == namespace and group.key.workload == name:
                 for pod in list(group.members.values()):
                     self.observe(pod)
-                self.notifier.nudge(self._pending(group))
+                self.notifier.nudge(group.pending())
 
     # -- filter -----------------------------------------------------------------------------
 
@@ -206,9 +186,6 @@ class GangCoordinator:
             group.bound.add(uid)
         else:
             group.bound.discard(uid)
-
-    def _pending(self, group: Group) -> list[model.Pod]:
-        return [p for uid, p in group.members.items() if uid not in group.bound]
 
     def filter(self, pod: model.Pod, node_names: Sequence[str]) -> predicates.FilterOutcome | None:
         """The verdict for a gang member, or None when the pod is not (or no longer) gated."""
@@ -241,7 +218,7 @@ class GangCoordinator:
                 )
             if not group.plan:
                 self._plan_in_order(group, exclude=pod)
-            elif self._placed(group) < policy.min_count:
+            elif group.placed() < policy.min_count:
                 self._plan(group, exclude=pod)  # a planned member left: plan its replacement
             if not group.plan:
                 return self._wait(group, node_names, group.reason, Phase.UNPLACEABLE)
@@ -257,34 +234,17 @@ class GangCoordinator:
     def _wait(
         self, group: Group, node_names: Sequence[str], reason: str, phase: Phase = Phase.WAITING
     ) -> predicates.FilterOutcome:
-        self._set_phase(group, phase, reason)
+        group.set_phase(phase, reason, notifier=self.notifier)
         return predicates.FilterOutcome(unresolvable=dict.fromkeys(node_names, reason))
-
-    def _set_phase(self, group: Group, phase: Phase, reason: str) -> None:
-        """Record the group's state; a change of phase is an Event on every member (a new
-        reason within the same phase, like a growing member count, is not)."""
-        changed = group.phase is not phase
-        group.phase, group.reason = phase, reason
-        if not changed:
-            return
-        warning = phase in (Phase.UNPLACEABLE, Phase.BACKING_OFF)
-        event = f"Gang{phase.value}"
-        for pod in list(group.members.values()):
-            self.notifier.event(pod, reason=event, message=reason, warning=warning)
 
     def _to_place(self, group: Group) -> list[model.Pod]:
         """The earliest pending members that, with the bound and planned ones, complete
         minCount."""
         pending = sorted(
-            (p for p in self._pending(group) if p.uid not in group.plan),
+            (p for p in group.pending() if p.uid not in group.plan),
             key=lambda p: (p.created, p.name),
         )
-        return pending[: max(0, group.policy.min_count - self._placed(group))]
-
-    @staticmethod
-    def _placed(group: Group) -> int:
-        """Members bound, being bound, or planned."""
-        return len(group.bound | group.plan.keys())
+        return pending[: max(0, group.policy.min_count - group.placed())]
 
     def _plan_in_order(self, group: Group, *, exclude: model.Pod) -> None:
         """Plan waiting gangs in queue order (priority, then age) up to and including ``group``,
@@ -320,7 +280,9 @@ class GangCoordinator:
         result = gang.plan(to_place, self.state, topology_keys=self.settings.topology_keys)
         metrics.gang_plan_seconds.observe(time.perf_counter() - started)
         if isinstance(result, gang.Unplaceable):
-            self._set_phase(group, Phase.UNPLACEABLE, f"gang {group.key}: {result.reason}")
+            group.set_phase(
+                Phase.UNPLACEABLE, f"gang {group.key}: {result.reason}", notifier=self.notifier
+            )
             return
         for pod in to_place:
             self.state.claim(reservation_key(pod.uid), result.nodes[pod.uid], pod.requests)
@@ -328,11 +290,11 @@ class GangCoordinator:
         group.plan.update(result.nodes)
         if not completing:
             group.domain = result.domain
-            self._arm(group, now + group.policy.timeout_seconds)
-        self._set_phase(
-            group,
+            self.gate.arm(group, now + group.policy.timeout_seconds)
+        group.set_phase(
             Phase.PLANNED,
             f"gang {group.key} planned: {len(to_place)} member(s) in {result.domain}",
+            notifier=self.notifier,
         )
         self.notifier.nudge([p for p in to_place if exclude is None or p.uid != exclude.uid])
 
@@ -349,18 +311,18 @@ class GangCoordinator:
             and state is not None
             and predicates.check_static(pod, state.node) is None
         ):
-            return self._only(planned, node_names, f"gang {group.key} member planned elsewhere")
+            return _only(planned, node_names, f"gang {group.key} member planned elsewhere")
         if pod.uid in group.gate:  # a member already waiting at bind keeps its node
-            return self._only(planned, node_names, f"gang {group.key} member planned elsewhere")
+            return _only(planned, node_names, f"gang {group.key} member planned elsewhere")
         key = reservation_key(pod.uid)
         self.state.release(key)
-        for name in self._by_domain(group, node_names):
+        for name in _by_domain(node_names, domain=group.domain, nodes=self.state.nodes):
             candidate = self.state.nodes.get(name)
             if candidate and predicates.check(pod, candidate.node, candidate.used) is None:
                 self.state.claim(key, name, pod.requests)
                 group.plan[pod.uid] = name
-                return self._only(name, node_names, f"gang {group.key} member planned elsewhere")
-        self._release(group)
+                return _only(name, node_names, f"gang {group.key} member planned elsewhere")
+        self.gate.release(group)
         reason = (
             f"gang {group.key}: planned node {planned} was not offered and no offered "
             f"node fits; re-planning"
@@ -368,181 +330,15 @@ class GangCoordinator:
         self.notifier.nudge([pod])
         return self._wait(group, node_names, reason)
 
-    def _by_domain(self, group: Group, node_names: Sequence[str]) -> list[str]:
-        """Offered nodes, those in the plan's topology domain first."""
-        label, _, value = group.domain.partition("=")
-        if not value:
-            return list(node_names)
-        nodes = self.state.nodes
-        inside = [n for n in node_names if n in nodes and nodes[n].node.labels.get(label) == value]
-        chosen = set(inside)
-        return inside + [n for n in node_names if n not in chosen]
-
-    @staticmethod
-    def _only(node: str, node_names: Sequence[str], reason: str) -> predicates.FilterOutcome:
-        return predicates.FilterOutcome(
-            passed=[node], unresolvable={n: reason for n in node_names if n != node}
-        )
-
-    # -- reservations and deadlines ---------------------------------------------------------
-
-    def _release(self, group: Group) -> None:
-        """Let the whole plan go.  Members waiting at the gate cannot complete it any more:
-        their binds fail now, so the scheduler retries them into the next plan (left waiting,
-        the gate could never match the new plan's count)."""
-        for uid, waiting in group.gate.items():
-            self.state.forget(uid)
-            if not waiting.done():
-                waiting.set_exception(BindError(f"gang {group.key} is being re-planned; retry"))
-        group.gate.clear()
-        held = bool(group.plan)
-        for uid in group.plan:
-            self.state.release(reservation_key(uid))
-        group.plan.clear()
-        if held:
-            self.capacity_freed()
-        group.domain = ""
-        self._cancel_timer(group)
-
-    def _cancel_timer(self, group: Group) -> None:
-        if group.timer is not None:
-            group.timer.cancel()
-            group.timer = None
-
-    def _arm(self, group: Group, deadline: float) -> None:
-        self._cancel_timer(group)
-        group.deadline = deadline
-        group.timer = self.timers.later(deadline - self.clock(), self._expire, group)
-
-    def _expire(self, group: Group) -> None:
-        """The deadline passed before every quorum member reached bind."""
-        group.timer = None
-        arrived = len(group.gate)
-        needed = len(group.plan)
-        reason = (
-            f"gang {group.key} timed out after {group.policy.timeout_seconds:.0f}s: "
-            f"{arrived}/{needed} planned member(s) reached bind"
-        )
-        for uid, waiting in group.gate.items():
-            self.state.forget(uid)
-            if not waiting.done():
-                waiting.set_exception(BindError(reason))
-        group.gate.clear()
-        self._release(group)
-        group.attempts += 1
-        settings = self.settings
-        delay = min(
-            settings.gang_backoff_base_seconds * 2 ** (group.attempts - 1),
-            settings.gang_backoff_max_seconds,
-        )
-        group.backoff_until = self.clock() + delay
-        metrics.gang_timeouts.inc()
-        log.info("%s; backing off %.0fs", reason, delay)
-        self._set_phase(group, Phase.BACKING_OFF, f"{reason}; retrying in {delay:.0f}s")
-        self.timers.later(delay, self._retry, group)
-
-    def _retry(self, group: Group) -> None:
-        if self.groups.get(group.key) is group:
-            self.notifier.nudge(self._pending(group))
-
     # -- bind gate --------------------------------------------------------------------------
 
     def gates(self, uid: str) -> Group | None:
         """The group whose gate a bind of ``uid`` must pass, if any."""
-        key = self.group_of.get(uid)
-        group = self.groups.get(key) if key else None
-        return group if group is not None and uid in group.plan else None
+        return self.gate.gates(uid)
 
     async def bind(self, group: Group, pod: model.Pod, node_name: str) -> None:
         """Wait at the gate until all quorum members arrived, then all are bound together."""
-        planned = group.plan[pod.uid]
-        if planned != node_name:
-            raise BindError(f"gang member {pod.key} is planned on {planned}, not {node_name}")
-        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        earlier = group.gate.get(pod.uid)
-        if earlier is not None:
-            # A second call for a member already waiting: its first caller gave up or died (a
-            # restarted scheduler retries the pod); the newest call takes its place.
-            group.gate[pod.uid] = waiting
-            if not earlier.done():
-                earlier.set_exception(BindError(f"superseded by a newer bind of {pod.key}"))
-        else:
-            self.state.release(reservation_key(pod.uid))
-            self.state.assume(pod, node_name)
-            group.gate[pod.uid] = waiting
-            if len(group.gate) == 1:
-                self._arm(group, self.clock() + group.policy.timeout_seconds)
-            if len(group.gate) == len(group.plan):
-                self._open(group)
-        try:
-            await waiting
-        except asyncio.CancelledError:
-            self._leave_gate(group, pod, node_name, waiting)
-            raise
-
-    def _leave_gate(
-        self, group: Group, pod: model.Pod, node_name: str, waiting: asyncio.Future[None]
-    ) -> None:
-        """The caller of a waiting bind went away: the member leaves the gate and keeps its
-        planned place (a reservation again), so the scheduler's retry can wait there anew."""
-        if group.gate.get(pod.uid) is not waiting:
-            return  # the gate opened, or a newer call took the place
-        del group.gate[pod.uid]
-        self.state.forget(pod.uid)
-        if group.plan.get(pod.uid) == node_name:
-            self.state.claim(reservation_key(pod.uid), node_name, pod.requests)
-        log.info("gang member %s left the gate: its bind call was cancelled", pod.key)
-
-    def _open(self, group: Group) -> None:
-        """Every planned member is at the gate: bind them all, concurrently."""
-        self._cancel_timer(group)
-        gate, group.gate = group.gate, {}
-        placements = {uid: group.plan.pop(uid) for uid in gate}
-        self.timers.spawn(self._bind_all(group, gate, placements), name=f"bind gang {group.key}")
-
-    async def _bind_all(
-        self, group: Group, gate: Mapping[str, asyncio.Future[None]], placements: Mapping[str, str]
-    ) -> None:
-        pods = [group.members[uid] for uid in gate if uid in group.members]
-        results = await asyncio.gather(
-            *(self.binder.bind(pod, placements[pod.uid]) for pod in pods), return_exceptions=True
-        )
-        failed = 0
-        for pod, result in zip(pods, results, strict=True):
-            waiting = gate[pod.uid]
-            if isinstance(result, BaseException):
-                failed += 1
-                self.state.forget(pod.uid)
-                if not waiting.done():
-                    waiting.set_exception(
-                        BindError(
-                            f"binding gang member {pod.key} to "
-                            f"{placements[pod.uid]} failed: {result}"
-                        )
-                    )
-            elif not waiting.done():
-                waiting.set_result(None)
-        for uid, waiting in gate.items():  # members deleted while waiting
-            if not waiting.done():
-                waiting.set_exception(BindError(f"gang member {uid} left the group"))
-        if failed:
-            self._set_phase(
-                group,
-                Phase.WAITING,
-                f"gang {group.key}: {failed} binding(s) failed; re-planning those members",
-            )
-            self.notifier.nudge(self._pending(group))
-            return
-        if group.quorum_at:
-            metrics.gang_quorum_to_bound_seconds.observe(max(0.0, self.clock() - group.quorum_at))
-        group.quorum_at = 0.0
-        group.attempts = 0
-        self._set_phase(
-            group,
-            Phase.BOUND,
-            f"gang {group.key} bound: {len(pods)} member(s)"
-            + (f" in {group.domain}" if group.domain else ""),
-        )
+        await self.gate.bind(group, pod, node_name)
 
     # -- preemption -------------------------------------------------------------------------
 
