@@ -209,6 +209,75 @@ class Record:
     def reset_requeue(self) -> None:
         self.requeue = replace(self.requeue, count=0, requeue_at=0.0)
 
+    # -- transitions (``now``: the wall clock) --------------------------------------------------
+
+    def admit(self, pods: int, *, now: float) -> None:
+        """Quota was reserved for the workload's ``pods``."""
+        self.status = Status.ADMITTED
+        self.admitted_at = now
+        self.ready_at = None
+        self.reclaimed = 0
+        self.admitted_count = pods
+        self.slice = max(self.slice, 1)
+        self.condition("QuotaReserved", True, "QuotaReserved", "quota reserved", now=now)
+        self.condition("Admitted", True, "Admitted", "admitted", now=now)
+        self.condition("Evicted", False, "Admitted", "", now=now)
+        if "Preempted" in self.conditions:
+            self.condition("Preempted", False, "Admitted", "", now=now)
+
+    def grow(self, added: int, *, now: float) -> str:
+        """An admitted elastic workload got quota for ``added`` more pods: a new slice, with
+        the same flavor, replaces the old one.  Returns what happened, for people."""
+        self.slice += 1
+        self.admitted_count += added
+        message = f"slice {self.slice - 1} replaced by slice {self.slice} (+{added} pods)"
+        self.condition("SliceReplaced", True, Reason.REPLACED, message, now=now)
+        return message
+
+    def stop_clock(self, now: float) -> None:
+        """The current admission ends: its time joins the accumulated execution time."""
+        if self.admitted_at is not None:
+            self.accumulated += max(0.0, now - self.admitted_at)
+            self.admitted_at = None
+        self.ready_at = None
+
+    def evict(self, reason: str, message: str, *, preempted: str = "", now: float) -> None:
+        """The workload's pods are being evicted; ``preempted`` is Kueue's preemption reason
+        (``InClusterQueue``...) when it was preempted."""
+        self.stop_clock(now)
+        self.status = Status.EVICTED
+        self.condition("Evicted", True, reason, message, now=now)
+        self.condition("Admitted", False, reason, message, now=now)
+        self.condition("QuotaReserved", False, reason, message, now=now)
+        if preempted:
+            self.condition("Preempted", True, preempted, message, now=now)
+
+    def release(self, *, finished: bool, now: float) -> None:
+        """No pod of the workload holds quota any more (``finished``: they all ended)."""
+        self.stop_clock(now)
+        if finished and self.status is Status.ADMITTED:
+            self.status = Status.FINISHED
+            self.condition("Finished", True, "Succeeded", "every pod finished", now=now)
+        elif self.status in (Status.ADMITTED, Status.EVICTED):
+            self.status = Status.PENDING if self.active else Status.DEACTIVATED
+
+    def deactivate(self, reason: Reason, message: str, *, now: float) -> None:
+        """Never admitted again until activated (``muster.dev/active: "true"``)."""
+        self.active = False
+        self.deactivation = f"{reason}: {message}"
+        self.status = Status.DEACTIVATED
+        if reason is Reason.MAXIMUM_EXECUTION_TIME_EXCEEDED:
+            self.accumulated = 0.0  # Kueue resets the sum on deactivation
+        self.condition("Active", False, reason, message, now=now)
+
+    def activate(self, *, now: float) -> None:
+        """Queued again, with a fresh requeue state."""
+        self.active = True
+        self.deactivation = ""
+        self.reset_requeue()
+        self.status = Status.PENDING
+        self.condition("Active", True, "Activated", f"{ACTIVE_ANNOTATION} is true", now=now)
+
 
 def is_active(annotations: Mapping[str, str]) -> bool:
     return annotations.get(ACTIVE_ANNOTATION, "true").strip().lower() != "false"

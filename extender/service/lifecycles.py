@@ -30,7 +30,6 @@ from extender.service.ports import Cancellable, Clock, Notifier, Timers
 
 log = logging.getLogger(__name__)
 
-Status = lifecycle.Status
 Reason = lifecycle.Reason
 
 
@@ -161,10 +160,7 @@ class Lifecycles:
         record = self.records.get(key)
         if record is None:
             return
-        record.slice += 1
-        record.admitted_count += added
-        message = f"slice {record.slice - 1} replaced by slice {record.slice} (+{added} pods)"
-        record.condition("SliceReplaced", True, Reason.REPLACED, message, now=self.wall())
+        message = record.grow(added, now=self.wall())
         self._event_all(record, "WorkloadSliceReplaced", f"{message}, same flavor")
 
     def shrank(self, key: model.WorkloadKey) -> None:
@@ -176,18 +172,7 @@ class Lifecycles:
     def admitted(self, key: model.WorkloadKey, namespace: str) -> None:
         """Quota was reserved for the workload's pods."""
         record = self.record(key, namespace)
-        now = self.wall()
-        record.status = Status.ADMITTED
-        record.admitted_at = now
-        record.ready_at = None
-        record.reclaimed = 0
-        record.admitted_count = len(self.pods.get(key, {}))
-        record.slice = max(record.slice, 1)
-        record.condition("QuotaReserved", True, "QuotaReserved", "quota reserved", now=now)
-        record.condition("Admitted", True, "Admitted", "admitted", now=now)
-        record.condition("Evicted", False, "Admitted", "", now=now)
-        if "Preempted" in record.conditions:
-            record.condition("Preempted", False, "Admitted", "", now=now)
+        record.admit(len(self.pods.get(key, {})), now=self.wall())
         self._arm(record)
         self._readiness(record)
 
@@ -199,14 +184,8 @@ class Lifecycles:
         record = self.records.get(key)
         if record is None:
             return
-        now = self.wall()
-        self._stop_clock(record, now)
-        record.status = Status.EVICTED
-        record.condition("Evicted", True, reason, message, now=now)
-        record.condition("Admitted", False, reason, message, now=now)
-        record.condition("QuotaReserved", False, reason, message, now=now)
-        if preempted:
-            record.condition("Preempted", True, preempted, message, now=now)
+        record.evict(reason, message, preempted=preempted, now=self.wall())
+        self._cancel(key)
         self._persist(record)
 
     def finished_pod(self, key: model.WorkloadKey) -> None:
@@ -220,13 +199,7 @@ class Lifecycles:
         record = self.records.get(key)
         if record is None:
             return
-        now = self.wall()
-        self._stop_clock(record, now)
-        if finished and record.status is Status.ADMITTED:
-            record.status = Status.FINISHED
-            record.condition("Finished", True, "Succeeded", "every pod finished", now=now)
-        elif record.status in (Status.ADMITTED, Status.EVICTED):
-            record.status = Status.PENDING if record.active else Status.DEACTIVATED
+        record.release(finished=finished, now=self.wall())
         self._cancel(key)
         if key not in self.pods:
             self._rest(key)
@@ -325,22 +298,13 @@ class Lifecycles:
         if admitted:
             self.evict(record.key, f"{reason}: {message}")
             self.evicted(record.key, reason, message)
-        record.active = False
-        record.deactivation = f"{reason}: {message}"
-        record.status = Status.DEACTIVATED
-        if reason is Reason.MAXIMUM_EXECUTION_TIME_EXCEEDED:
-            record.accumulated = 0.0  # Kueue resets the sum on deactivation
-        record.condition("Active", False, reason, message, now=self.wall())
+        record.deactivate(reason, message, now=self.wall())
         self._event_all(record, "WorkloadDeactivated", f"{reason}: {message}", warning=True)
         self._persist(record)
         self.changed()
 
     def _activate(self, record: lifecycle.Record) -> None:
-        record.active = True
-        record.deactivation = ""
-        record.reset_requeue()
-        record.status = Status.PENDING
-        record.condition("Active", True, "Activated", "muster.dev/active is true", now=self.wall())
+        record.activate(now=self.wall())
         self._event_all(record, "WorkloadActivated", "queued again; requeue state reset")
         self._persist(
             record,
@@ -350,13 +314,6 @@ class Lifecycles:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _stop_clock(self, record: lifecycle.Record, now: float) -> None:
-        if record.admitted_at is not None:
-            record.accumulated += max(0.0, now - record.admitted_at)
-            record.admitted_at = None
-        record.ready_at = None
-        self._cancel(record.key)
-
     def _later(
         self,
         record: lifecycle.Record,
@@ -364,6 +321,8 @@ class Lifecycles:
         fn: Callable[[model.WorkloadKey, float | None], None],
         admitted_at: float | None,
     ) -> None:
+        """Run ``fn(key, admitted_at)`` after ``delay`` unless the record's timers are
+        cancelled first (``_cancel``): a check finds its admission by ``admitted_at``."""
         handle = self.timers.later(delay, fn, record.key, admitted_at)
         self._timers.setdefault(record.key, []).append(handle)
 
@@ -398,42 +357,48 @@ class Lifecycles:
 
     def describe(self) -> list[dict[str, Any]]:
         """Every record, for ``GET /debug/workloads``."""
-        out = []
-        for record in sorted(
-            [*self.records.values(), *self._resting.values()], key=lambda r: str(r.key)
-        ):
-            out.append(
-                {
-                    "key": str(record.key),
-                    "namespace": record.namespace,
-                    "status": record.status.value,
-                    "active": record.active,
-                    "pods": sorted(p.name for p in self.pods.get(record.key, {}).values()),
-                    "admittedCount": record.admitted_count,
-                    "reclaimablePods": record.reclaimed,
-                    "slice": record.slice,
-                    "requeueState": {
-                        "count": record.requeue.count,
-                        "requeueAt": _stamp(record.requeue.requeue_at)
-                        if record.requeue.requeue_at
-                        else None,
-                    },
-                    "accumulatedExecutionSeconds": round(
-                        record.accumulated
-                        + (self.wall() - record.admitted_at if record.admitted_at else 0.0),
-                        3,
-                    ),
-                    "labels": record.labels,
-                    "conditions": [
-                        {
-                            "type": c.type,
-                            "status": "True" if c.status else "False",
-                            "reason": c.reason,
-                            "message": c.message,
-                            "lastTransitionTime": _stamp(c.time),
-                        }
-                        for c in record.conditions.values()
-                    ],
-                }
-            )
-        return out
+        return describe([*self.records.values(), *self._resting.values()], self.pods, self.wall())
+
+
+def describe(
+    records: Iterable[lifecycle.Record],
+    pods: Mapping[model.WorkloadKey, Mapping[str, model.Pod]],
+    now: float,
+) -> list[dict[str, Any]]:
+    """The records as ``GET /debug/workloads`` shows them (``now``: the wall clock)."""
+    out = []
+    for record in sorted(records, key=lambda r: str(r.key)):
+        out.append(
+            {
+                "key": str(record.key),
+                "namespace": record.namespace,
+                "status": record.status.value,
+                "active": record.active,
+                "pods": sorted(p.name for p in pods.get(record.key, {}).values()),
+                "admittedCount": record.admitted_count,
+                "reclaimablePods": record.reclaimed,
+                "slice": record.slice,
+                "requeueState": {
+                    "count": record.requeue.count,
+                    "requeueAt": _stamp(record.requeue.requeue_at)
+                    if record.requeue.requeue_at
+                    else None,
+                },
+                "accumulatedExecutionSeconds": round(
+                    record.accumulated + (now - record.admitted_at if record.admitted_at else 0.0),
+                    3,
+                ),
+                "labels": record.labels,
+                "conditions": [
+                    {
+                        "type": c.type,
+                        "status": "True" if c.status else "False",
+                        "reason": c.reason,
+                        "message": c.message,
+                        "lastTransitionTime": _stamp(c.time),
+                    }
+                    for c in record.conditions.values()
+                ],
+            }
+        )
+    return out
