@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from extender import __version__, demo, queuefile, simulation
-from extender.core import cluster, queues, scoring
+from extender.core import cluster, kueue, scoring
 from extender.service import ExtenderService, background
 from extender.settings import Settings
 from extender.web.app import make_app
@@ -225,7 +225,7 @@ def _with_queues(service: ExtenderService, settings: Settings, work: Background)
     )
     try:
         watcher.load_now()
-    except queues.ConfigError as exc:
+    except kueue.ConfigError as exc:
         raise SystemExit(f"muster: --queues: {exc}") from None
     return {**work, "queues-file": watcher.watch}
 

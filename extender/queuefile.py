@@ -3,7 +3,7 @@
 The file is read at start (an invalid file then stops the server with the error) and polled for
 changes while serving; a changed file that does not parse or validate is rejected with a log
 line naming the object and field, and the last good configuration stays in force.  Whatever the
-file holds, loading it raises ``queues.ConfigError`` and nothing else, and a poll never raises:
+file holds, loading it raises ``kueue.ConfigError`` and nothing else, and a poll never raises:
 a bad file must not stop the watches that run beside the poll.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, cast
 import yaml
 
 from extender import metrics
-from extender.core import queues
+from extender.core import kueue
 
 try:  # libyaml: ten times faster than the pure-Python parser, same documents
     from yaml import CSafeLoader as _SafeLoader
@@ -125,15 +125,15 @@ def _read(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise queues.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise kueue.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise queues.ConfigError(f"{path}: cannot read: it is a directory")
+            raise kueue.ConfigError(f"{path}: cannot read: it is a directory")
         if not stat.S_ISREG(info.st_mode):
-            raise queues.ConfigError(f"{path}: cannot read: it is not a regular file")
+            raise kueue.ConfigError(f"{path}: cannot read: it is not a regular file")
         if info.st_size > MAX_BYTES:
-            raise queues.ConfigError(
+            raise kueue.ConfigError(
                 f"{path}: is {info.st_size} bytes, more than the {MAX_BYTES} a queues file may have"
             )
         file = open(fd, "rb")  # owns fd from here on
@@ -144,37 +144,37 @@ def _read(path: Path) -> bytes:
         with file:
             data = file.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise queues.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise kueue.ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(data) != info.st_size or _stamp(path) != _stamp_of(info):
-        raise queues.ConfigError(
+        raise kueue.ConfigError(
             f"{path}: changed while it was read (write it elsewhere and rename it into place); "
             "it is read again at the next poll"
         )
     return data
 
 
-def _load(path: Path) -> queues.QueueConfig:
+def _load(path: Path) -> kueue.QueueConfig:
     data = _read(path)
     try:
         _bound_nesting(data)
         documents = list(yaml.load_all(data, Loader=_Loader))
     except yaml.YAMLError as exc:
-        raise queues.ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise kueue.ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     try:
-        return queues.parse(documents)
-    except queues.ConfigError as exc:
-        raise queues.ConfigError(f"{path}: {exc}") from None
+        return kueue.parse(documents)
+    except kueue.ConfigError as exc:
+        raise kueue.ConfigError(f"{path}: {exc}") from None
 
 
-def load(path: Path) -> queues.QueueConfig:
-    """Parse the file; raises ``queues.ConfigError``, and nothing else whatever the file holds
+def load(path: Path) -> kueue.QueueConfig:
+    """Parse the file; raises ``kueue.ConfigError``, and nothing else whatever the file holds
     (also for unreadable or non-YAML files)."""
     try:
         return _load(path)
-    except queues.ConfigError:
+    except kueue.ConfigError:
         raise
     except Exception as exc:  # a case the checks missed: still one line naming the file
-        raise queues.ConfigError(
+        raise kueue.ConfigError(
             f"{path}: cannot load ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
         ) from exc
 
@@ -184,7 +184,7 @@ class QueueFile:
     """Keeps a configuration from ``path`` in force through ``apply``."""
 
     path: Path
-    apply: Callable[[queues.QueueConfig], None]
+    apply: Callable[[kueue.QueueConfig], None]
     interval: float = 1.0
     rejected: Callable[[str], None] | None = None
     """Told the error of a rejected change, and "" once a change is accepted."""
@@ -195,7 +195,7 @@ class QueueFile:
         self._stamp = _stamp(self.path)
 
     def load_now(self) -> None:
-        """The first load: an invalid file raises ``queues.ConfigError``."""
+        """The first load: an invalid file raises ``kueue.ConfigError``."""
         self._stamp = _stamp(self.path)
         self.apply(load(self.path))
         metrics.queue_config_loads.labels("ok").inc()
@@ -229,9 +229,9 @@ class QueueFile:
         """Record, count and log a rejected change in one line; a change that failed for an
         unexpected exception names its type, and its traceback is logged at debug level."""
         message = " ".join(str(exc).split())
-        if not isinstance(exc, queues.ConfigError):
+        if not isinstance(exc, kueue.ConfigError):
             message = f"{self.path}: {type(exc).__name__}: {message}"
-        if not isinstance(exc, queues.ConfigError) or exc.__cause__ is not None:
+        if not isinstance(exc, kueue.ConfigError) or exc.__cause__ is not None:
             log.debug("queue configuration %s", what, exc_info=exc)
         self.error = message
         metrics.queue_config_loads.labels("rejected").inc()

@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 from extender import simulation
-from extender.core import cluster, manifests, objects, queues
+from extender.core import cluster, kueue, manifests, objects
 from extender.service import ExtenderService
 from extender.settings import Settings
 
 SIZES = (1, 5, 20)
 
 
-def queue_config(count: int, cpu_each: int) -> queues.QueueConfig:
+def queue_config(count: int, cpu_each: int) -> kueue.QueueConfig:
     docs: list[object] = [
         {
             "apiVersion": "kueue.x-k8s.io/v1beta2",
@@ -69,7 +69,7 @@ def queue_config(count: int, cpu_each: int) -> queues.QueueConfig:
                 "spec": {"clusterQueue": f"cq-{i}"},
             }
         )
-    return queues.parse(docs)
+    return kueue.parse(docs)
 
 
 def pod(i: int, queue: int) -> object:
@@ -81,7 +81,7 @@ def pod(i: int, queue: int) -> object:
             uid=f"uid-{i}",
             resource_version="1",
             created=f"2025-01-01T{hours:02d}:{minutes:02d}:{seconds:02d}Z",
-            labels={queues.QUEUE_LABEL: f"lq-{queue}"},
+            labels={kueue.QUEUE_LABEL: f"lq-{queue}"},
             containers=[manifests.container("c", image=None, requests={"cpu": str(SIZES[i % 3])})],
             spec={"priority": i % 3},
         )

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from extender.core import gang, manifests, model, objects, queues
+from extender.core import gang, kueue, manifests, model, objects
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -222,7 +222,7 @@ def member(
 
 def queued(name: str, cpu: str = "1", *, queue: str = "user-queue", **kwargs: Any) -> model.Pod:
     """A pod of LocalQueue ``queue`` whose uid is its name (unless ``uid`` is given)."""
-    labels = {queues.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
+    labels = {kueue.QUEUE_LABEL: queue, **kwargs.pop("labels", {})}
     return pod(name, uid=kwargs.pop("uid", name), cpu=cpu, labels=labels, **kwargs)
 
 
@@ -277,7 +277,7 @@ value: 1000
 cpu quota: replace it (``queue_setup`` and ``queue_config`` do).
 
 Tests that need other Kueue objects keep their own, each saying why: Kueue's own examples and
-objects with every field (core/test_queues.py, ``KUEUE_OBJECTS`` below), a file with a
+objects with every field (core/test_kueue.py, ``KUEUE_OBJECTS`` below), a file with a
 Configuration (test_queuefile.py), a flavor any fuzzed pod can use (web/test_fuzz.py), and a
 ClusterQueue per e2e test (e2e/harness.py)."""
 
@@ -290,9 +290,9 @@ def queue_setup(cpu: int | str = 9, **replace: str) -> str:
     return text
 
 
-def queue_config(cpu: int | str = 9, **replace: str) -> queues.QueueConfig:
+def queue_config(cpu: int | str = 9, **replace: str) -> kueue.QueueConfig:
     """``queue_setup(cpu, **replace)``, loaded."""
-    return queues.parse(yaml.safe_load_all(queue_setup(cpu, **replace)))
+    return kueue.parse(yaml.safe_load_all(queue_setup(cpu, **replace)))
 
 
 KUEUE_OBJECTS = """\

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from extender import queuefile
-from extender.core import queues
+from extender.core import kueue
 from tests import builders
 
 # Not builders.QUEUE_SETUP: bytes, v1beta2, and a Configuration, whose waitForPodsReady fields
@@ -137,7 +137,7 @@ class Watched:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.applied: list[queues.QueueConfig] = []
+        self.applied: list[kueue.QueueConfig] = []
         self.told: list[str] = []
         self.file = queuefile.QueueFile(path, self.applied.append, rejected=self.told.append)
         self._mtime = 1_000_000_000
@@ -174,7 +174,7 @@ def _one_line_naming(message: str, path: Path) -> None:
 def test_a_bad_file_at_start_is_one_config_error(tmp_path: Path, data: bytes, message: str):
     path = tmp_path / "queues.yaml"
     path.write_bytes(data)
-    with pytest.raises(queues.ConfigError) as caught:
+    with pytest.raises(kueue.ConfigError) as caught:
         queuefile.QueueFile(path, lambda config: None).load_now()
     _one_line_naming(str(caught.value), path)
     assert message in str(caught.value)
@@ -199,7 +199,7 @@ def test_a_bad_change_is_rejected_and_the_last_good_configuration_stays(
 
 
 def test_a_huge_exponent_quota_is_loaded_capped_or_rejected(watched: Watched):
-    """Whatever the quantity parser makes of ``1e999999`` (see tests/core/test_queues.py)."""
+    """Whatever the quantity parser makes of ``1e999999`` (see tests/core/test_kueue.py)."""
     watched.write(GOOD.replace(b"nominalQuota: 9}", b"nominalQuota: 1e999999}"))
     if watched.file.check():
         assert watched.quota > 9000
@@ -214,7 +214,7 @@ def test_a_directory_in_place_of_the_file_is_rejected(watched: Watched):
     assert watched.file.check() is False
     assert watched.file.error == f"{watched.path}: cannot read: it is a directory"
     assert watched.quota == 9000
-    with pytest.raises(queues.ConfigError, match="it is a directory"):
+    with pytest.raises(kueue.ConfigError, match="it is a directory"):
         queuefile.QueueFile(watched.path, lambda config: None).load_now()
 
 
@@ -262,10 +262,10 @@ def test_a_file_rewritten_while_it_is_read_is_read_again_at_the_next_poll(
 def test_an_unexpected_exception_while_parsing_is_a_rejected_change(
     watched: Watched, monkeypatch: pytest.MonkeyPatch
 ):
-    def broken(documents: object) -> queues.QueueConfig:
+    def broken(documents: object) -> kueue.QueueConfig:
         raise KeyError("a case the parser missed")
 
-    monkeypatch.setattr(queues, "parse", broken)
+    monkeypatch.setattr(kueue, "parse", broken)
     before = _rejected()
     watched.write(GOOD.replace(b"nominalQuota: 9}", b"nominalQuota: 12}"))
     assert watched.file.check() is False
@@ -273,12 +273,12 @@ def test_an_unexpected_exception_while_parsing_is_a_rejected_change(
     assert "KeyError" in watched.file.error
     assert _rejected() == before + 1
     assert watched.quota == 9000
-    with pytest.raises(queues.ConfigError, match="KeyError"):
+    with pytest.raises(kueue.ConfigError, match="KeyError"):
         queuefile.QueueFile(watched.path, lambda config: None).load_now()
 
 
 def test_a_configuration_that_cannot_be_put_in_force_is_a_rejected_change(watched: Watched):
-    def refuse(config: queues.QueueConfig) -> None:
+    def refuse(config: kueue.QueueConfig) -> None:
         raise RuntimeError("no")
 
     watched.file.apply = refuse
@@ -345,7 +345,7 @@ def test_any_file_loads_or_raises_one_config_error(tmp_path_factory, data: bytes
     path.write_bytes(data)
     try:
         queuefile.load(path)
-    except queues.ConfigError as exc:
+    except kueue.ConfigError as exc:
         _not_a_caught_bug(str(exc), path)
 
 

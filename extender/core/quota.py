@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from extender.core import model, predicates, queues, resources
+from extender.core import kueue, model, predicates, resources
 
 FlavorResource = tuple[str, str]
 """(flavor name, resource name)."""
@@ -28,7 +28,7 @@ Usage = Mapping[FlavorResource, int]
 class QuotaBook:
     """Usage per ClusterQueue and per cohort, kept incrementally for O(1) availability."""
 
-    def __init__(self, config: queues.QueueConfig) -> None:
+    def __init__(self, config: kueue.QueueConfig) -> None:
         self.config = config
         self.usage: dict[str, dict[FlavorResource, int]] = {}
         self._cohort_usage: dict[str, dict[FlavorResource, int]] = {}
@@ -74,7 +74,7 @@ class QuotaBook:
     def remove(self, cq: str, usage: Usage) -> None:
         self.add(cq, usage, sign=-1)
 
-    def available(self, cq: queues.ClusterQueue, fr: FlavorResource) -> int:
+    def available(self, cq: kueue.ClusterQueue, fr: FlavorResource) -> int:
         """What ``cq`` can still take of ``fr`` now (negative when over-admitted)."""
         quota = cq.quota(*fr)
         nominal = quota.nominal if quota else 0
@@ -92,7 +92,7 @@ class QuotaBook:
             in_cohort = min(stored - used_in_cohort + quota.borrowing_limit, in_cohort)
         return local + in_cohort
 
-    def potential(self, cq: queues.ClusterQueue, fr: FlavorResource) -> int:
+    def potential(self, cq: kueue.ClusterQueue, fr: FlavorResource) -> int:
         """The most ``cq`` could ever take of ``fr`` (nothing used anywhere)."""
         quota = cq.quota(*fr)
         nominal = quota.nominal if quota else 0
@@ -104,7 +104,7 @@ class QuotaBook:
             total = min(total, nominal + quota.borrowing_limit)
         return total
 
-    def borrowing(self, cq: queues.ClusterQueue, frs: Iterable[FlavorResource]) -> bool:
+    def borrowing(self, cq: kueue.ClusterQueue, frs: Iterable[FlavorResource]) -> bool:
         """Whether ``cq`` uses more than its nominal quota of any of ``frs``."""
         for fr in frs:
             quota = cq.quota(*fr)
@@ -113,7 +113,7 @@ class QuotaBook:
         return False
 
 
-def quotas(cq: queues.ClusterQueue) -> Iterable[tuple[FlavorResource, queues.Quota]]:
+def quotas(cq: kueue.ClusterQueue) -> Iterable[tuple[FlavorResource, kueue.Quota]]:
     """Every (flavor, resource) the queue has a quota for, with that quota."""
     for group in cq.resource_groups:
         for fq in group.flavors:
@@ -144,7 +144,7 @@ class Assignment:
     """Why it does not fit now (empty for FIT)."""
 
 
-def quota_request(cq: queues.ClusterQueue, requests: resources.ResourceList) -> dict[str, int]:
+def quota_request(cq: kueue.ClusterQueue, requests: resources.ResourceList) -> dict[str, int]:
     """The requests that count against ``cq``: ``pods`` only when the queue covers it."""
     return {
         name: amount
@@ -154,7 +154,7 @@ def quota_request(cq: queues.ClusterQueue, requests: resources.ResourceList) -> 
 
 
 def pod_usage(
-    cq: queues.ClusterQueue, pod: model.Pod, flavors: Mapping[str, str]
+    cq: kueue.ClusterQueue, pod: model.Pod, flavors: Mapping[str, str]
 ) -> dict[FlavorResource, int]:
     """One pod's usage under an assignment's flavors."""
     return {
@@ -164,7 +164,7 @@ def pod_usage(
     }
 
 
-def flavor_conflict(flavor: queues.ResourceFlavor, pod: model.Pod) -> str:
+def flavor_conflict(flavor: kueue.ResourceFlavor, pod: model.Pod) -> str:
     """Why ``pod`` cannot use ``flavor`` (empty when it can): flavor node labels against the
     pod's nodeSelector and required node affinity, flavor taints against its tolerations."""
     labels = flavor.node_labels
@@ -192,7 +192,7 @@ def flavor_conflict(flavor: queues.ResourceFlavor, pod: model.Pod) -> str:
 
 
 def _shortfall(
-    cq: queues.ClusterQueue, flavor: str, resource: str, want: int, book: QuotaBook
+    cq: kueue.ClusterQueue, flavor: str, resource: str, want: int, book: QuotaBook
 ) -> str:
     fr = (flavor, resource)
     quota = cq.quota(flavor, resource)
@@ -210,7 +210,7 @@ def _shortfall(
 
 
 def assign(
-    cq: queues.ClusterQueue,
+    cq: kueue.ClusterQueue,
     requests: resources.ResourceList,
     pods: Sequence[model.Pod],
     book: QuotaBook,
@@ -304,25 +304,25 @@ class Target(NamedTuple):
 
 
 def _can_preempt(
-    policy: queues.WithinClusterQueue | queues.ReclaimWithinCohort,
+    policy: kueue.WithinClusterQueue | kueue.ReclaimWithinCohort,
     *,
     priority: int,
     created: float,
     victim: Admitted,
 ) -> bool:
-    if policy is queues.WithinClusterQueue.NEVER or policy is queues.ReclaimWithinCohort.NEVER:
+    if policy is kueue.WithinClusterQueue.NEVER or policy is kueue.ReclaimWithinCohort.NEVER:
         return False
-    if policy is queues.ReclaimWithinCohort.ANY or victim.priority < priority:
+    if policy is kueue.ReclaimWithinCohort.ANY or victim.priority < priority:
         return True
     return (
-        policy is queues.WithinClusterQueue.LOWER_OR_NEWER_EQUAL_PRIORITY
+        policy is kueue.WithinClusterQueue.LOWER_OR_NEWER_EQUAL_PRIORITY
         and victim.priority == priority
         and victim.created > created
     )
 
 
 def preemption_targets(
-    cq: queues.ClusterQueue,
+    cq: kueue.ClusterQueue,
     assignment: Assignment,
     *,
     priority: int,
@@ -346,9 +346,9 @@ def preemption_targets(
     allowed then) and not; the first attempt that finds victims wins.
     """
     may_reclaim = bool(cq.cohort) and (
-        cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER
+        cq.reclaim_within_cohort is not kueue.ReclaimWithinCohort.NEVER
     )
-    if cq.within_cluster_queue is queues.WithinClusterQueue.NEVER and not may_reclaim:
+    if cq.within_cluster_queue is kueue.WithinClusterQueue.NEVER and not may_reclaim:
         return []
     need = assignment.usage
     config = book.config
@@ -432,7 +432,7 @@ def preemption_targets(
         return chosen
 
     # Kueue's order of the two attempts, for cohorts without hierarchy.
-    forbidden = cq.borrow_within_cohort.policy is queues.BorrowWithinCohortPolicy.NEVER
+    forbidden = cq.borrow_within_cohort.policy is kueue.BorrowWithinCohortPolicy.NEVER
     if not any(c[0].victim.cluster_queue != cq.name for c in candidates) or (
         forbidden and any(book.used(cq.name, fr) >= nominal(fr) for fr in short)
     ):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from extender.core import lifecycle, queues
+from extender.core import kueue, lifecycle
 
 DEFAULTS = lifecycle.WaitForPodsReady(enabled=True)
 
@@ -78,7 +78,7 @@ def test_conditions_change_time_only_when_they_change():
 
 
 def test_kueue_configuration_sets_wait_for_pods_ready():
-    config = queues.parse(
+    config = kueue.parse(
         yaml.safe_load_all("""\
 apiVersion: config.kueue.x-k8s.io/v1beta1
 kind: Configuration
@@ -101,8 +101,8 @@ waitForPodsReady:
         backoff_max=600,
         backoff_limit=5,
     )
-    with pytest.raises(queues.ConfigError, match="waitForPodsReady.timeout: 'soon' is not"):
-        queues.parse(
+    with pytest.raises(kueue.ConfigError, match="waitForPodsReady.timeout: 'soon' is not"):
+        kueue.parse(
             [
                 {
                     "apiVersion": "config.kueue.x-k8s.io/v1beta1",
@@ -266,15 +266,15 @@ def test_wait_for_pods_ready_numbers_are_validated_where_they_are_read(old, new,
     if new.startswith("  requeuingStrategy: [{"):
         text = text.rstrip("\n") + "]\n"
     assert old in WAIT_FOR_PODS_READY
-    with pytest.raises(queues.ConfigError) as caught:
-        queues.parse(yaml.safe_load_all(text))
+    with pytest.raises(kueue.ConfigError) as caught:
+        kueue.parse(yaml.safe_load_all(text))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
 def test_fractional_backoff_seconds_are_accepted():
     text = WAIT_FOR_PODS_READY.replace("backoffBaseSeconds: 10", "backoffBaseSeconds: 0.2")
-    policy = queues.parse(yaml.safe_load_all(text)).wait_for_pods_ready
+    policy = kueue.parse(yaml.safe_load_all(text)).wait_for_pods_ready
     assert (policy.backoff_base, policy.backoff_max, policy.backoff_limit) == (0.2, 600, 5)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from extender.core import queues, quota
+from extender.core import kueue, quota
 from tests import builders
 
 
-def config(text: str) -> queues.QueueConfig:
-    return queues.parse(yaml.safe_load_all(text))
+def config(text: str) -> kueue.QueueConfig:
+    return kueue.parse(yaml.safe_load_all(text))
 
 
 def cq_yaml(name: str, cpu: str, *, cohort: str = "", extra: str = "", flavors: str = "") -> str:

@@ -9,7 +9,7 @@ import dataclasses
 
 import pytest
 
-from extender.core import cluster, gang, model, queues
+from extender.core import cluster, gang, kueue, model
 from extender.service import BindError, ExtenderService, NotFound
 from extender.settings import Settings
 from tests import builders
@@ -17,7 +17,7 @@ from tests.builders import member, queued
 from tests.fakes import FakeClock, FlakyBinder, RecordingNotifier, names
 
 TTL = 10.0
-QUEUE = queues.QUEUE_LABEL
+QUEUE = kueue.QUEUE_LABEL
 
 
 def make_service(

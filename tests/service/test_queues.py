@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from extender import queuefile
-from extender.core import gang, model, queues
+from extender.core import gang, kueue, model
 from extender.service import ExtenderService
 from tests import builders
 from tests.builders import gang_members, queued
@@ -90,7 +90,7 @@ async def test_unknown_queue_and_priority_class_say_what_is_missing():
     service, _, _ = make_service()
     lost = queued("lost", queue="nope")
     assert await schedule(service, lost) == "queue default/nope: LocalQueue default/nope not found"
-    odd = queued("odd", labels={queues.PRIORITY_CLASS_LABEL: "gold"})
+    odd = queued("odd", labels={kueue.PRIORITY_CLASS_LABEL: "gold"})
     assert await schedule(service, odd) == (
         "queue default/user-queue: WorkloadPriorityClass gold not found"
     )
@@ -128,7 +128,7 @@ async def test_a_higher_priority_workload_preempts_and_is_admitted_when_the_vict
     service, notifier, evictor = make_service(cpu=4)
     low = queued("low", "4", priority=-1)
     assert await schedule(service, low) in ("n0", "n2")
-    urgent = queued("urgent", "2", labels={queues.PRIORITY_CLASS_LABEL: "urgent"})
+    urgent = queued("urgent", "2", labels={kueue.PRIORITY_CLASS_LABEL: "urgent"})
     evictor.service = None  # the victim's pod stays until removed below
     first = await schedule(service, urgent)
     assert "preempting 1 workload(s)" in first
@@ -204,7 +204,7 @@ def test_debug_view_lists_usage_and_pending_in_order():
 def test_a_changed_file_that_is_invalid_keeps_the_last_good_configuration(tmp_path: Path):
     path = tmp_path / "queues.yaml"
     path.write_text(builders.QUEUE_SETUP.replace("CPU", "9"))
-    applied: list[queues.QueueConfig] = []
+    applied: list[kueue.QueueConfig] = []
     watcher = queuefile.QueueFile(path, applied.append)
     watcher.load_now()
     assert applied[-1].cluster_queues["cluster-queue"].quota("on-demand", "cpu").nominal == 9000
@@ -232,9 +232,9 @@ def test_an_invalid_file_at_start_is_an_error(tmp_path: Path):
         spec: {queueingStrategy: Random}
         """)
     )
-    with pytest.raises(queues.ConfigError, match=r"queues.yaml: ClusterQueue q: spec"):
+    with pytest.raises(kueue.ConfigError, match=r"queues.yaml: ClusterQueue q: spec"):
         queuefile.QueueFile(path, lambda c: None).load_now()
-    with pytest.raises(queues.ConfigError, match="cannot read"):
+    with pytest.raises(kueue.ConfigError, match="cannot read"):
         queuefile.load(tmp_path / "missing.yaml")
 
 
@@ -319,7 +319,7 @@ async def test_an_arrival_that_goes_ahead_of_the_waiting_line_reorders_it():
     positions = {str(k): p.position for k, p in service.admission.cycle.pending.items()}
     assert positions == {"pod/default/b": 1, "pod/default/c": 2}
     urgent = queued(
-        "d", labels={queues.PRIORITY_CLASS_LABEL: "urgent"}, created="2025-01-01T00:00:09Z"
+        "d", labels={kueue.PRIORITY_CLASS_LABEL: "urgent"}, created="2025-01-01T00:00:09Z"
     )
     service.apply_pod(urgent)
     service.filter(urgent, NODES)

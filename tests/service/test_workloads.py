@@ -9,7 +9,7 @@ import dataclasses
 
 import yaml
 
-from extender.core import gang, lifecycle, model, queues
+from extender.core import gang, kueue, lifecycle, model
 from tests import builders
 from tests.builders import gang_members, queued
 from tests.fakes import NODES, schedule, settle
@@ -31,7 +31,7 @@ def configure(
     text = builders.queue_setup(cpu) + WAIT.format(
         timeout=timeout, base=base, limit=f", backoffLimitCount: {limit}" if limit else ""
     )
-    service.admission.configure(queues.parse(yaml.safe_load_all(text)))
+    service.admission.configure(kueue.parse(yaml.safe_load_all(text)))
 
 
 def record(service, key: str) -> lifecycle.Record:
@@ -205,7 +205,7 @@ def job_pod(name: str, cpu: str = "1", **annotations: str) -> model.Pod:
 
 async def test_an_elastic_job_grows_by_slices_in_its_flavor_and_shrinks_in_place():
     service, notifier, _ = make_service(cpu=4)
-    config = queues.parse(
+    config = kueue.parse(
         yaml.safe_load_all(
             builders.QUEUE_SETUP.replace("nominalQuota: CPU", "nominalQuota: 4").replace(
                 "[{name: cpu, nominalQuota: 0}, {name: memory, nominalQuota: 0}]",
@@ -283,7 +283,7 @@ async def test_a_ready_workload_that_loses_a_pod_is_evicted_after_the_recovery_t
         "---\napiVersion: config.kueue.x-k8s.io/v1beta1\nkind: Configuration\n"
         "waitForPodsReady: {timeout: 5s, recoveryTimeout: 0.1s}\n"
     )
-    service.admission.configure(queues.parse(yaml.safe_load_all(text)))
+    service.admission.configure(kueue.parse(yaml.safe_load_all(text)))
     pod = queued("steady")
     assert await schedule(service, pod) in ("n0", "n2")
     running = ready(service.state.pods[pod.uid])

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extender import simulation
-from extender.core import cluster, objects, queues, scoring
+from extender.core import cluster, kueue, objects, scoring
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web import middlewares
@@ -152,7 +152,7 @@ def server() -> Iterator[Server]:
     )
     nodes.append(objects.to_node(builders.make_node(RESERVED, cpu="64", memory="256Gi")))
     simulation.SimulatedCluster(nodes).populate(service)
-    service.admission.configure(queues.parse(yaml.safe_load_all(QUEUES)))
+    service.admission.configure(kueue.parse(yaml.safe_load_all(QUEUES)))
 
     async def start() -> TestClient[Any, Any]:
         client: TestClient[Any, Any] = TestClient(TestServer(make_app(service)))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from extender import metrics
-from extender.core import gang, model, queues
+from extender.core import gang, kueue, model
 from extender.service.admission import views
 from extender.service.admission.cycle import AdmissionCycle
 from extender.service.admission.ledger import Admission, Ledger
@@ -97,10 +97,10 @@ class QueueAdmission:
     # -- configuration and namespaces -------------------------------------------------------
 
     @property
-    def config(self) -> queues.QueueConfig:
+    def config(self) -> kueue.QueueConfig:
         return self.ledger.config
 
-    def configure(self, config: queues.QueueConfig) -> None:
+    def configure(self, config: kueue.QueueConfig) -> None:
         """Put a new configuration in force; usage already charged stays charged."""
         self.ledger.configure(config)
         self.lifecycle.policy = config.wait_for_pods_ready
@@ -126,8 +126,8 @@ class QueueAdmission:
     def _namespace_labels(self, name: str) -> Mapping[str, str]:
         labels = self.namespaces.get(name)
         if labels is None:
-            return {queues.NAMESPACE_NAME_LABEL: name}
-        return {queues.NAMESPACE_NAME_LABEL: name, **labels}
+            return {kueue.NAMESPACE_NAME_LABEL: name}
+        return {kueue.NAMESPACE_NAME_LABEL: name, **labels}
 
     # -- pods and Workload objects from the watch ---------------------------------------------
 

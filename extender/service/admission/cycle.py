@@ -7,7 +7,7 @@ finds one due.  Its phases:
 
 1. build the pending workloads from the queued pods (all, or only the arrivals);
 2. take what the quota book and the admitted workloads are now;
-3. run the core cycle (``core.queueing.cycle``): its fast path when only new pods arrived,
+3. run the core cycle (``core.admission_cycle.cycle``): its fast path when only new pods arrived,
    else the full cycle;
 4. apply its decisions: record admissions pod by pod in the ledger, start preemptions, tell
    the pods whose reason to wait changed;
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from extender import metrics
-from extender.core import lifecycle, model, queueing, queues, quota
+from extender.core import admission_cycle, kueue, lifecycle, model, quota
 from extender.service.admission.ledger import Admission, Ledger
 from extender.service.admission.pending import PendingPods, queue_of
 from extender.service.lifecycles import Lifecycles
@@ -65,9 +65,9 @@ class AdmissionCycle:
         self.namespace_labels = namespace_labels
         self.timers = timers
         self.clock = clock
-        self.pending: dict[model.WorkloadKey, queueing.Pending] = {}
+        self.pending: dict[model.WorkloadKey, admission_cycle.Pending] = {}
         """The last decisions about the workloads that wait, with their place in line."""
-        self.lines: dict[str, queueing.Line] = {}
+        self.lines: dict[str, admission_cycle.Line] = {}
         self._preemptors: dict[model.WorkloadKey, set[model.WorkloadKey]] = {}
         """Preemptor workload -> victim workloads still being evicted."""
         self._told: dict[str, str] = {}
@@ -116,7 +116,7 @@ class AdmissionCycle:
         self._full = False
         self._drain()  # 5 first: what is drained is no victim and frees no quota now
         previous_unqueued = self.waiting.unqueued
-        decisions = queueing.cycle(  # 1, 2, 3
+        decisions = admission_cycle.cycle(  # 1, 2, 3
             self.waiting.workloads(),
             config=self.ledger.config,
             book=self.ledger.book,
@@ -133,12 +133,12 @@ class AdmissionCycle:
         for pod in self._pods_of(changed):
             self._tell_pending(pod)
 
-    def _arrivals(self, arrivals: set[str]) -> queueing.Decisions | None:
+    def _arrivals(self, arrivals: set[str]) -> admission_cycle.Decisions | None:
         """The fast path's decisions, or None when the full cycle must decide."""
         if not arrivals:
-            return queueing.Decisions()
+            return admission_cycle.Decisions()
         new = [w for w in self.waiting.workloads(only=arrivals) if w.key not in self.pending]
-        decisions = queueing.cycle(
+        decisions = admission_cycle.cycle(
             new,
             config=self.ledger.config,
             book=self.ledger.book,
@@ -151,7 +151,7 @@ class AdmissionCycle:
         return decisions
 
     def _apply(
-        self, decisions: queueing.Decisions, *, current: model.Pod | None, merge: bool
+        self, decisions: admission_cycle.Decisions, *, current: model.Pod | None, merge: bool
     ) -> set[model.WorkloadKey]:
         """Phase 4: record admissions, start preemptions, take the new line-up.  Returns the
         workloads whose reason to wait changed (the arrivals' pods are told here)."""
@@ -191,7 +191,7 @@ class AdmissionCycle:
 
     def _admit(
         self,
-        workload: queueing.Workload,
+        workload: admission_cycle.Workload,
         cq_name: str,
         assignment: quota.Assignment,
         *,
@@ -252,7 +252,7 @@ class AdmissionCycle:
 
     def _drain(self) -> None:
         """Evict the admitted workloads of queues stopped with ``HoldAndDrain``."""
-        drain = queues.StopPolicy.HOLD_AND_DRAIN
+        drain = kueue.StopPolicy.HOLD_AND_DRAIN
         config = self.ledger.config
         for admission in list(self.ledger.admissions.values()):
             if admission.evicting:

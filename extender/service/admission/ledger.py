@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from extender.core import model, queueing, queues, quota
+from extender.core import admission_cycle, kueue, model, quota
 
 
 @dataclass(slots=True)
@@ -43,13 +43,13 @@ class Admission:
 
 class Ledger:
     def __init__(self) -> None:
-        self.config = queues.QueueConfig()
+        self.config = kueue.QueueConfig()
         self.book = quota.QuotaBook(self.config)
         self.charges: dict[str, Charge] = {}
         """uid -> what the pod is charged."""
         self.admissions: dict[model.WorkloadKey, Admission] = {}
 
-    def configure(self, config: queues.QueueConfig) -> None:
+    def configure(self, config: kueue.QueueConfig) -> None:
         """Put a new configuration in force; usage already charged stays charged."""
         self.config = config
         self.book = quota.QuotaBook(config)
@@ -62,7 +62,7 @@ class Ledger:
 
     def admit(
         self,
-        workload: queueing.Workload,
+        workload: admission_cycle.Workload,
         cluster_queue: str,
         assignment: quota.Assignment,
         *,
@@ -128,7 +128,7 @@ class Ledger:
             )
         self._charge(admission, pod, cq)
 
-    def _charge(self, admission: Admission, pod: model.Pod, cq: queues.ClusterQueue) -> None:
+    def _charge(self, admission: Admission, pod: model.Pod, cq: kueue.ClusterQueue) -> None:
         usage = quota.pod_usage(cq, pod, admission.flavors)
         self.charges[pod.uid] = Charge(cq.name, admission.key, usage)
         self.book.add(cq.name, usage)
@@ -162,8 +162,8 @@ class Ledger:
         """The admitted workloads preemption may choose from (none while no ClusterQueue
         preempts: building them costs O(admitted pods))."""
         preemptive = any(
-            cq.within_cluster_queue is not queues.WithinClusterQueue.NEVER
-            or (cq.cohort and cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER)
+            cq.within_cluster_queue is not kueue.WithinClusterQueue.NEVER
+            or (cq.cohort and cq.reclaim_within_cohort is not kueue.ReclaimWithinCohort.NEVER)
             for cq in self.config.cluster_queues.values()
         )
         if not preemptive:

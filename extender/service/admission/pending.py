@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from extender.core import gang, lifecycle, model, queueing, queues
+from extender.core import admission_cycle, gang, kueue, lifecycle, model
 from extender.service.admission.ledger import Ledger
 from extender.service.ports import GangView
 
 
 def queue_of(pod: model.Pod) -> str:
     """The LocalQueue a pod names (empty: it bypasses quota)."""
-    return pod.labels.get(queues.QUEUE_LABEL, "")
+    return pod.labels.get(kueue.QUEUE_LABEL, "")
 
 
 def _elastic(pod: model.Pod) -> bool:
@@ -91,7 +91,7 @@ class PendingPods:
 
     def priority(self, pod: model.Pod) -> tuple[int, str]:
         """The pod's workload priority and, when it names a missing class, why it waits."""
-        name = pod.labels.get(queues.PRIORITY_CLASS_LABEL)
+        name = pod.labels.get(kueue.PRIORITY_CLASS_LABEL)
         if name is None:
             return pod.priority, ""
         wpc = self.ledger.config.priority_classes.get(name)
@@ -99,7 +99,7 @@ class PendingPods:
             return 0, f"WorkloadPriorityClass {name} not found"
         return wpc.value, ""
 
-    def workloads(self, only: set[str] | None = None) -> list[queueing.Workload]:
+    def workloads(self, only: set[str] | None = None) -> list[admission_cycle.Workload]:
         """Every pending workload from the queued pods not yet charged (or only the ones
         ``only`` pods belong to); records why the ones that cannot be queued yet wait."""
         grouped: dict[model.WorkloadKey, list[model.Pod]] = {}
@@ -135,7 +135,7 @@ class PendingPods:
             self.unqueued.pop(pending_key, None)
             first = pods[0]
             out.append(
-                queueing.Workload(
+                admission_cycle.Workload(
                     key=pending_key,
                     namespace=first.namespace,
                     queue=queue_of(first),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from extender import metrics
-from extender.core import model, queueing, quota
+from extender.core import admission_cycle, model, quota
 from extender.service.admission.cycle import AdmissionCycle
 from extender.service.admission.ledger import Ledger
 from extender.service.admission.pending import PendingPods
@@ -16,7 +16,7 @@ def describe(
 ) -> dict[str, Any]:
     """Every queue's usage, admitted workloads and pending workloads in order, with why."""
     config, book = ledger.config, ledger.book
-    by_cq: dict[str, list[tuple[model.WorkloadKey, queueing.Pending]]] = {}
+    by_cq: dict[str, list[tuple[model.WorkloadKey, admission_cycle.Pending]]] = {}
     for key, pending in cycle.pending.items():
         by_cq.setdefault(pending.cluster_queue, []).append((key, pending))
     out = []

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import yaml
 
-from extender.core import model, queues, resources
+from extender.core import kueue, model, resources
 
 # Not builders.QUEUE_SETUP: these are Kueue's example setups as Kueue writes them (quoted names,
 # comments, both API versions, cohorts, taints, a gpu group), which must load unchanged.
@@ -115,19 +115,19 @@ description: "urgent"
 """
 
 
-def _load(text: str) -> queues.QueueConfig:
-    return queues.parse(yaml.safe_load_all(text))
+def _load(text: str) -> kueue.QueueConfig:
+    return kueue.parse(yaml.safe_load_all(text))
 
 
 def test_single_cluster_queue_setup_loads():
     config = _load(SINGLE_CLUSTER_QUEUE)
     cq = config.cluster_queues["cluster-queue"]
-    assert cq.quota("default-flavor", "cpu") == queues.Quota(9000)
-    assert cq.quota("default-flavor", "memory") == queues.Quota(36 * 2**30)
-    assert cq.quota("default-flavor", "pods") == queues.Quota(5)
+    assert cq.quota("default-flavor", "cpu") == kueue.Quota(9000)
+    assert cq.quota("default-flavor", "memory") == kueue.Quota(36 * 2**30)
+    assert cq.quota("default-flavor", "pods") == kueue.Quota(5)
     assert cq.admits_namespace({"kubernetes.io/metadata.name": "anything"})
     assert config.local_queues[("default", "user-queue")].cluster_queue == "cluster-queue"
-    assert cq.strategy is queues.QueueingStrategy.BEST_EFFORT_FIFO
+    assert cq.strategy is kueue.QueueingStrategy.BEST_EFFORT_FIFO
 
 
 def test_flavors_cohorts_and_both_api_versions_load():
@@ -138,17 +138,17 @@ def test_flavors_cohorts_and_both_api_versions_load():
     assert spot.tolerations[0].key == "spot"
     a, b = config.cluster_queues["team-a-cq"], config.cluster_queues["team-b-cq"]
     assert a.cohort == b.cohort == "team-ab"  # cohortName (v1beta2) and cohort (v1beta1)
-    assert a.quota("on-demand", "cpu") == queues.Quota(9000, 6000, 4000)
+    assert a.quota("on-demand", "cpu") == kueue.Quota(9000, 6000, 4000)
     assert a.quota("on-demand", "cpu").guaranteed == 5000
-    assert a.quota("a100", "nvidia.com/gpu") == queues.Quota(4)
+    assert a.quota("a100", "nvidia.com/gpu") == kueue.Quota(4)
     assert [f.flavor for f in a.resource_groups[0].flavors] == ["on-demand", "spot"]
-    assert a.strategy is queues.QueueingStrategy.STRICT_FIFO
-    assert a.within_cluster_queue is queues.WithinClusterQueue.LOWER_PRIORITY
-    assert a.reclaim_within_cohort is queues.ReclaimWithinCohort.ANY
-    assert a.borrow_within_cohort == queues.BorrowWithinCohort(
-        queues.BorrowWithinCohortPolicy.LOWER_PRIORITY, 100
+    assert a.strategy is kueue.QueueingStrategy.STRICT_FIFO
+    assert a.within_cluster_queue is kueue.WithinClusterQueue.LOWER_PRIORITY
+    assert a.reclaim_within_cohort is kueue.ReclaimWithinCohort.ANY
+    assert a.borrow_within_cohort == kueue.BorrowWithinCohort(
+        kueue.BorrowWithinCohortPolicy.LOWER_PRIORITY, 100
     )
-    assert b.borrow_within_cohort.policy is queues.BorrowWithinCohortPolicy.NEVER
+    assert b.borrow_within_cohort.policy is kueue.BorrowWithinCohortPolicy.NEVER
     assert a.admits_namespace({"team": "a"}) and not a.admits_namespace({"team": "b"})
     assert config.priority_classes["high"].value == 10000
     assert [cq.name for cq in config.cohort_members("team-ab")] == ["team-a-cq", "team-b-cq"]
@@ -226,18 +226,18 @@ def test_a_missing_namespace_selector_admits_no_namespace():
 def test_invalid_configurations_name_object_and_field(change, message):
     old, new = change
     assert old in SINGLE_CLUSTER_QUEUE
-    with pytest.raises(queues.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(kueue.ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         _load(SINGLE_CLUSTER_QUEUE.replace(old, new, 1))
 
 
 def test_duplicate_objects_are_rejected():
-    with pytest.raises(queues.ConfigError, match="ResourceFlavor default-flavor: defined twice"):
+    with pytest.raises(kueue.ConfigError, match="ResourceFlavor default-flavor: defined twice"):
         _load(SINGLE_CLUSTER_QUEUE + "---\n" + SINGLE_CLUSTER_QUEUE.split("---")[0])
 
 
 def test_a_list_wrapper_and_empty_documents_are_accepted():
     items = list(yaml.safe_load_all(SINGLE_CLUSTER_QUEUE))
-    config = queues.parse([None, {"apiVersion": "v1", "kind": "List", "items": items}])
+    config = kueue.parse([None, {"apiVersion": "v1", "kind": "List", "items": items}])
     assert set(config.cluster_queues) == {"cluster-queue"}
 
 
@@ -320,7 +320,7 @@ QUOTA = "ClusterQueue team-a: spec.resourceGroups[0].flavors[0].resources[0]"
 
 def test_the_every_field_setup_loads():
     config = _load(EVERY_FIELD)
-    assert config.cluster_queues["team-a"].quota("default-flavor", "cpu") == queues.Quota(
+    assert config.cluster_queues["team-a"].quota("default-flavor", "cpu") == kueue.Quota(
         9000, 3000, 1000
     )
     assert config.priority_classes["high"].value == 1000
@@ -328,7 +328,7 @@ def test_the_every_field_setup_loads():
 
 def _refused(old: str, new: str) -> str:
     assert old in EVERY_FIELD
-    with pytest.raises(queues.ConfigError) as caught:
+    with pytest.raises(kueue.ConfigError) as caught:
         _load(EVERY_FIELD.replace(old, new, 1))
     message = str(caught.value)
     assert "\n" not in message
@@ -490,7 +490,7 @@ def test_a_huge_exponent_quantity_is_refused_or_capped(old, new, message):
     a ConfigError naming the field, nothing else."""
     try:
         config = _load(EVERY_FIELD.replace(old, new, 1))
-    except queues.ConfigError as exc:
+    except kueue.ConfigError as exc:
         assert message in str(exc)
     else:
         cq = config.cluster_queues["team-a"]
@@ -660,8 +660,8 @@ def test_kueue_list_limits_bound_the_work_of_aliased_lists():
     ],
 )
 def test_documents_of_any_shape_are_refused_in_one_line(document):
-    with pytest.raises(queues.ConfigError) as caught:
-        queues.parse([document])
+    with pytest.raises(kueue.ConfigError) as caught:
+        kueue.parse([document])
     assert "\n" not in str(caught.value)
 
 
@@ -669,5 +669,5 @@ def test_a_structure_deeper_than_the_interpreter_can_print_is_still_one_line():
     deep: list[object] = []
     for _ in range(100_000):
         deep = [deep]
-    with pytest.raises(queues.ConfigError, match=r"apiVersion: must be a string, got \[\[\[\["):
-        queues.parse([{"kind": "ClusterQueue", "apiVersion": deep, "metadata": {"name": "q"}}])
+    with pytest.raises(kueue.ConfigError, match=r"apiVersion: must be a string, got \[\[\[\["):
+        kueue.parse([{"kind": "ClusterQueue", "apiVersion": deep, "metadata": {"name": "q"}}])

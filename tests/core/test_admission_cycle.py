@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import yaml
 
-from extender.core import queueing, queues, quota
+from extender.core import admission_cycle, kueue, quota
 from tests import builders
 
 FLAVOR = "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\nmetadata: {name: default}\n"
 
 
-def setup(*queue_specs: str, local: tuple[tuple[str, str], ...] = ()) -> queues.QueueConfig:
+def setup(*queue_specs: str, local: tuple[tuple[str, str], ...] = ()) -> kueue.QueueConfig:
     """ClusterQueues from ``name:cpu[|option ...]`` specs, a LocalQueue ``<name>-lq`` in namespace
     ``ns`` for each, plus ``local`` (namespace, cq) extras."""
     docs = [FLAVOR]
@@ -33,14 +33,14 @@ def setup(*queue_specs: str, local: tuple[tuple[str, str], ...] = ()) -> queues.
             "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
             f"metadata: {{name: {cq}-lq, namespace: {namespace}}}\nspec: {{clusterQueue: {cq}}}\n"
         )
-    return queues.parse(yaml.safe_load_all("---\n".join(docs)))
+    return kueue.parse(yaml.safe_load_all("---\n".join(docs)))
 
 
 def workload(
     name: str, cq: str, cpu: str, *, priority: int = 0, created: float = 0.0, namespace: str = "ns"
-) -> queueing.Workload:
+) -> admission_cycle.Workload:
     pod = builders.pod(name, cpu=cpu, namespace=namespace)
-    return queueing.Workload(
+    return admission_cycle.Workload(
         builders.workload_key(f"pod/{namespace}/{name}"),
         namespace,
         f"{cq}-lq",
@@ -52,7 +52,7 @@ def workload(
 
 def run(config, pending, *, book=None, admitted=(), **kwargs):
     book = book or quota.QuotaBook(config)
-    decisions = queueing.cycle(
+    decisions = admission_cycle.cycle(
         pending,
         config=config,
         book=book,
@@ -63,7 +63,7 @@ def run(config, pending, *, book=None, admitted=(), **kwargs):
     return decisions, book
 
 
-def names(decisions: queueing.Decisions) -> list[str]:
+def names(decisions: admission_cycle.Decisions) -> list[str]:
     return [w.key.name for w, _, _ in decisions.admitted]
 
 
@@ -137,14 +137,14 @@ def test_a_queue_gets_its_nominal_quota_before_others_borrow_it():
 def test_workloads_that_cannot_be_queued_say_why():
     config = setup("cq:9|stopPolicy: Hold", "sel:9", local=(("other", "nope"),))
     selective = config.cluster_queues["sel"]
-    config = queues.QueueConfig(
+    config = kueue.QueueConfig(
         config.flavors,
         {
             **config.cluster_queues,
-            "sel": queues.ClusterQueue(
+            "sel": kueue.ClusterQueue(
                 "sel",
                 selective.resource_groups,
-                namespace_selector=queues.LabelSelector({"team": "x"}),
+                namespace_selector=kueue.LabelSelector({"team": "x"}),
             ),
         },
         config.local_queues,

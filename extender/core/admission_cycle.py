@@ -11,7 +11,7 @@ the quota book (which the cycle charges for what it admits) and applies the deci
 The same cycle has a fast path, for when only new workloads arrived since the last cycle and
 nothing was freed: what waited still waits, so each arrival is judged on its own at the end of
 its line, in O(arrivals) rather than O(everything pending).  It answers only where that gives
-exactly what the full cycle would (``test_queueing_fast_path`` checks this property), and
+exactly what the full cycle would (``tests/core/test_admission_cycle_fast_path.py`` checks this property), and
 otherwise changes nothing and asks for the full cycle.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from extender.core import model, queues, quota, resources
+from extender.core import kueue, model, quota, resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +92,9 @@ class Decisions:
 
 def route(
     workload: Workload,
-    config: queues.QueueConfig,
+    config: kueue.QueueConfig,
     namespace_labels: Mapping[str, str],
-) -> tuple[queues.ClusterQueue | None, str]:
+) -> tuple[kueue.ClusterQueue | None, str]:
     """The workload's ClusterQueue, or None and why it cannot be queued there."""
     local = config.local_queues.get((workload.namespace, workload.queue))
     if local is None:
@@ -104,9 +104,9 @@ def route(
         return None, f"ClusterQueue {local.cluster_queue} of LocalQueue {local.key} not found"
     if not cq.admits_namespace(namespace_labels):
         return None, f"namespace {workload.namespace} is not selected by ClusterQueue {cq.name}"
-    if local.stop_policy is not queues.StopPolicy.NONE:
+    if local.stop_policy is not kueue.StopPolicy.NONE:
         return None, f"LocalQueue {local.key} is stopped ({local.stop_policy.value})"
-    if cq.stop_policy is not queues.StopPolicy.NONE:
+    if cq.stop_policy is not kueue.StopPolicy.NONE:
         return None, f"ClusterQueue {cq.name} is stopped ({cq.stop_policy.value})"
     return cq, ""
 
@@ -114,7 +114,7 @@ def route(
 def cycle(
     pending: Sequence[Workload],
     *,
-    config: queues.QueueConfig,
+    config: kueue.QueueConfig,
     book: quota.QuotaBook,
     admitted: Sequence[quota.Admitted],
     namespace_labels: Callable[[str], Mapping[str, str]],
@@ -137,20 +137,20 @@ def cycle(
     return _full(pending, config, book, admitted, namespace_labels, waiting_for_victims or {})
 
 
-def _unroutable(workload: Workload, config: queues.QueueConfig, why: str) -> Pending:
+def _unroutable(workload: Workload, config: kueue.QueueConfig, why: str) -> Pending:
     local = config.local_queues.get((workload.namespace, workload.queue))
     return Pending(local.cluster_queue if local else "", why)
 
 
 def _arrivals(
     arrivals: Sequence[Workload],
-    config: queues.QueueConfig,
+    config: kueue.QueueConfig,
     book: quota.QuotaBook,
     namespace_labels: Callable[[str], Mapping[str, str]],
     lines: dict[str, Line],
 ) -> Decisions | None:
     decisions = Decisions(lines=lines)
-    routed: list[tuple[queues.ClusterQueue, Workload]] = []
+    routed: list[tuple[kueue.ClusterQueue, Workload]] = []
     for workload in sorted(arrivals, key=Workload.order):
         cq, why = route(workload, config, namespace_labels(workload.namespace))
         if cq is None:
@@ -173,7 +173,7 @@ def _arrivals(
 
     for cq, workload in routed:
         line = grown.get(cq.name) or lines.get(cq.name)
-        if line is not None and cq.strategy is queues.QueueingStrategy.STRICT_FIFO:
+        if line is not None and cq.strategy is kueue.QueueingStrategy.STRICT_FIFO:
             reason = f"waiting behind {line.head} (StrictFIFO)"
         else:
             choice = quota.assign(
@@ -185,8 +185,8 @@ def _arrivals(
                 decisions.admitted.append((workload, cq.name, choice))
                 continue
             if choice.mode is quota.Mode.PREEMPT and (
-                cq.within_cluster_queue is not queues.WithinClusterQueue.NEVER
-                or cq.reclaim_within_cohort is not queues.ReclaimWithinCohort.NEVER
+                cq.within_cluster_queue is not kueue.WithinClusterQueue.NEVER
+                or cq.reclaim_within_cohort is not kueue.ReclaimWithinCohort.NEVER
             ):
                 undo()
                 return None
@@ -201,7 +201,7 @@ def _arrivals(
 
 def _full(
     pending: Sequence[Workload],
-    config: queues.QueueConfig,
+    config: kueue.QueueConfig,
     book: quota.QuotaBook,
     admitted: Sequence[quota.Admitted],
     namespace_labels: Callable[[str], Mapping[str, str]],
@@ -223,7 +223,7 @@ def _full(
     tried: dict[tuple[str, Hashable], tuple[int, quota.Assignment]] = {}
     admissions = 0
 
-    def assign(cq: queues.ClusterQueue, workload: Workload) -> quota.Assignment:
+    def assign(cq: kueue.ClusterQueue, workload: Workload) -> quota.Assignment:
         key = (cq.name, workload.shape)
         known = tried.get(key)
         if known is not None and known[0] == admissions:
@@ -278,7 +278,7 @@ def _full(
                     decisions.preemptions.append((workload, victims))
                     reason += f"; preempting {len(victims)} workload(s)"
             reasons[workload.key] = reason
-            if cq.strategy is queues.QueueingStrategy.STRICT_FIFO:
+            if cq.strategy is kueue.QueueingStrategy.STRICT_FIFO:
                 blocked[cq.name] = workload.key
 
     admitted_now = {w.key for w, _, _ in decisions.admitted}

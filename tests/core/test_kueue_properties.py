@@ -13,23 +13,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extender.core import queues
+from extender.core import kueue
 from tests.builders import KUEUE_DOCUMENTS as DOCUMENTS
 from tests.builders import KUEUE_KEYS as KNOWN_KEYS
 from tests.builders import mutated_kueue_documents as mutated_documents
 from tests.builders import yaml_values as values
 
 
-def _loads_or_refuses(documents: list[Any]) -> queues.QueueConfig | None:
+def _loads_or_refuses(documents: list[Any]) -> kueue.QueueConfig | None:
     try:
-        return queues.parse(documents)
-    except queues.ConfigError as exc:
+        return kueue.parse(documents)
+    except kueue.ConfigError as exc:
         assert "\n" not in str(exc)
         return None
 
 
 def test_the_unmutated_documents_load():
-    config = queues.parse(copy.deepcopy(DOCUMENTS))
+    config = kueue.parse(copy.deepcopy(DOCUMENTS))
     assert config.local_queues[("team-a", "user-queue")].cluster_queue == "team-a"
     assert config.wait_for_pods_ready.backoff_limit == 5
     assert "nominalQuota" in KNOWN_KEYS and "backoffLimitCount" in KNOWN_KEYS

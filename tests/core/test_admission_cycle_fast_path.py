@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extender.core import model, queueing, queues, quota
+from extender.core import admission_cycle, kueue, model, quota
 from tests import builders
 
 FLAVORS = (
@@ -53,7 +53,7 @@ queue_specs = st.fixed_dictionaries(
     }
 )
 configs = st.lists(queue_specs, min_size=1, max_size=3).map(
-    lambda specs: queues.parse(
+    lambda specs: kueue.parse(
         yaml.safe_load_all(
             FLAVORS
             + "".join(
@@ -71,9 +71,11 @@ shapes = st.tuples(
 )
 
 
-def workloads(prefix: str, specs: list[tuple[str, int, int, int]]) -> list[queueing.Workload]:
+def workloads(
+    prefix: str, specs: list[tuple[str, int, int, int]]
+) -> list[admission_cycle.Workload]:
     return [
-        queueing.Workload(
+        admission_cycle.Workload(
             model.WorkloadKey(model.WorkloadKind.POD, "ns", f"{prefix}{i}"),
             "ns",
             f"{cq}-lq",
@@ -86,7 +88,7 @@ def workloads(prefix: str, specs: list[tuple[str, int, int, int]]) -> list[queue
 
 
 def cycle(config, book, pending, **kwargs):
-    return queueing.cycle(
+    return admission_cycle.cycle(
         pending,
         config=config,
         book=book,
@@ -126,7 +128,7 @@ def test_the_fast_path_decides_arrivals_as_the_full_cycle_would(config, before, 
 
 
 def test_the_fast_path_declines_an_arrival_ahead_of_a_waiting_workload_and_changes_nothing():
-    config = queues.parse(yaml.safe_load_all(FLAVORS + "---\n" + cluster_queue("a", SMALL)))
+    config = kueue.parse(yaml.safe_load_all(FLAVORS + "---\n" + cluster_queue("a", SMALL)))
     book = quota.QuotaBook(config)
     first = cycle(config, book, workloads("old", [("a", 4, 0, 1)]))  # 4 cpus of 2: waits
     assert first is not None and first.lines["a"].length == 1
@@ -148,7 +150,7 @@ def test_the_fast_path_declines_an_arrival_that_would_preempt():
         "  queueingStrategy:",
         "  preemption: {withinClusterQueue: LowerPriority}\n  queueingStrategy:",
     )
-    config = queues.parse(yaml.safe_load_all(FLAVORS + "---\n" + spec))
+    config = kueue.parse(yaml.safe_load_all(FLAVORS + "---\n" + spec))
     book = quota.QuotaBook(config)
     first = cycle(config, book, workloads("old", [("a", 2, 0, 1)]))  # admitted: the queue is full
     assert first is not None and len(first.admitted) == 1
