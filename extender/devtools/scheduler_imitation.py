@@ -1,4 +1,5 @@
-"""Drive an extender over HTTP the way kube-scheduler does (``muster demo``, the load test).
+"""Dev tooling: drive an extender over HTTP the way kube-scheduler does (``muster demo``, the
+load test).  Not used by the extender's serving path.
 
 kube-scheduler schedules one pod at a time: it filters a sample of the nodes (its
 ``percentageOfNodesToScore`` rule), calls the extender's filter and then prioritize, picks the
