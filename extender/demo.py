@@ -117,8 +117,7 @@ async def run(*, nodes: int = 100, pods: int = 300) -> Report:
     try:
         async with aiohttp.ClientSession() as session:
             driver = scheduler_imitation.Imitation(
-                session=session,
-                base_url=f"http://127.0.0.1:{port}",
+                poster=scheduler_imitation.SessionPoster(session, f"http://127.0.0.1:{port}"),
                 node_names=[n.name for n in simulated.nodes],
             )
             outcomes = [await driver.schedule(pod) for pod in workload(pods)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from extender.core import model
 from extender.devtools import scheduler_imitation
-from loadtest import server, workloads
+from loadtest import posting, server, workloads
 
 RETRY_MARKERS = ("waiting for gang", "being placed", "backing off", "re-planning")
 MAX_ATTEMPTS = 50
@@ -121,17 +121,11 @@ async def execute(run: Run) -> Result:
     loop = asyncio.get_running_loop()
     order = workloads.scheduler_order(run.nodes)
     allocatable = {n.name: n.allocatable for n in order} if run.in_tree else None
-    client, bind_client = (
-        scheduler_imitation.HTTPClient(run.url),
-        scheduler_imitation.HTTPClient(run.url),
-    )
+    client = posting.Client(run.url)
     try:
         driver = scheduler_imitation.Imitation(
-            session=None,
-            base_url=run.url,
+            poster=client,
             node_names=[n.name for n in order],
-            client=client,
-            bind_client=bind_client,
             node_objects=run.node_objects,
             allocatable=allocatable,
         )
@@ -189,7 +183,6 @@ async def execute(run: Run) -> Result:
     finally:
         gc.unfreeze()
         client.close()
-        bind_client.close()
 
     figures = _figures(run, driver, counts, bind_times, loop_end, before, after)
     figures["driver_cpu_ms_per_pod"] = round(driver_cpu * 1e3 / max(1, len(bind_times)), 3)

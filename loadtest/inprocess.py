@@ -107,11 +107,8 @@ async def measure(
     poster = InProcess(service)
     order = workloads.scheduler_order(nodes)
     driver = scheduler_imitation.Imitation(
-        session=None,
-        base_url="in-process",
+        poster=poster,
         node_names=[n.name for n in order],
-        client=poster,
-        bind_client=poster,
         allocatable={n.name: n.allocatable for n in order},
     )
     gc.collect()
