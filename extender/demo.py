@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from extender import imitation, simulation
+from extender import simulation
 from extender.core import cluster, manifests
+from extender.devtools import scheduler_imitation
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web.app import make_app
@@ -57,8 +58,8 @@ def workload(pods: int) -> list[dict[str, Any]]:
 
 @dataclass
 class Report:
-    outcomes: list[imitation.Outcome]
-    imitation: imitation.Imitation
+    outcomes: list[scheduler_imitation.Outcome]
+    imitation: scheduler_imitation.Imitation
     state: cluster.ClusterState
 
     def render(self) -> str:
@@ -83,8 +84,8 @@ class Report:
         lines.append("latency (ms)      p50     p99   calls")
         for verb, values in self.imitation.latencies.items():
             lines.append(
-                f"  {verb:<12} {imitation.percentile(values, 0.5) * 1e3:7.3f} "
-                f"{imitation.percentile(values, 0.99) * 1e3:7.3f} {len(values):7d}"
+                f"  {verb:<12} {scheduler_imitation.percentile(values, 0.5) * 1e3:7.3f} "
+                f"{scheduler_imitation.percentile(values, 0.99) * 1e3:7.3f} {len(values):7d}"
             )
         lines.append(f"errors: {self.imitation.errors}")
         return "\n".join(lines)
@@ -105,9 +106,8 @@ async def run(*, nodes: int = 100, pods: int = 300) -> Report:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with aiohttp.ClientSession() as session:
-            driver = imitation.Imitation(
-                session=session,
-                base_url=f"http://127.0.0.1:{port}",
+            driver = scheduler_imitation.Imitation(
+                poster=scheduler_imitation.SessionPoster(session, f"http://127.0.0.1:{port}"),
                 node_names=[n.name for n in simulated.nodes],
             )
             outcomes = [await driver.schedule(pod) for pod in workload(pods)]

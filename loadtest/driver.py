@@ -13,16 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from extender import imitation
 from extender.core import model
-from loadtest import server, workloads
+from extender.devtools import scheduler_imitation
+from loadtest import posting, server, workloads
 
 RETRY_MARKERS = ("waiting for gang", "being placed", "backing off", "re-planning")
 MAX_ATTEMPTS = 50
 """Per pod: a gang member rejected while its gang gathers is requeued at most this often."""
 
 
-def retryable(outcome: imitation.Outcome) -> bool:
+def retryable(outcome: scheduler_imitation.Outcome) -> bool:
     """kube-scheduler requeues a pod rejected while its gang gathers (muster nudges it with an
     update); the driver puts it back at the end of its queue."""
     return not outcome.node and any(m in r for r in outcome.reasons for m in RETRY_MARKERS)
@@ -58,7 +58,7 @@ class Result:
 
 
 async def _schedule_all(
-    driver: imitation.Imitation,
+    driver: scheduler_imitation.Imitation,
     pods: list[workloads.PodSpec],
     deadline: float,
     on_final: Any = None,
@@ -114,21 +114,18 @@ def _windows(times: Sequence[float], duration: float) -> list[int]:
 
 
 def _ms(values: Sequence[float], q: float) -> float:
-    return round(imitation.percentile(values, q) * 1e3, 3)
+    return round(scheduler_imitation.percentile(values, q) * 1e3, 3)
 
 
 async def execute(run: Run) -> Result:
     loop = asyncio.get_running_loop()
     order = workloads.scheduler_order(run.nodes)
     allocatable = {n.name: n.allocatable for n in order} if run.in_tree else None
-    client, bind_client = imitation.HTTPClient(run.url), imitation.HTTPClient(run.url)
+    client = posting.Client(run.url)
     try:
-        driver = imitation.Imitation(
-            session=None,
-            base_url=run.url,
+        driver = scheduler_imitation.Imitation(
+            poster=client,
             node_names=[n.name for n in order],
-            client=client,
-            bind_client=bind_client,
             node_objects=run.node_objects,
             allocatable=allocatable,
         )
@@ -137,7 +134,7 @@ async def execute(run: Run) -> Result:
         if run.init:
             await _schedule_all(driver, run.init, deadline)
             await driver.drain(timeout=max(0.0, deadline - time.monotonic()))
-            driver.latencies = {v: [] for v in imitation.VERBS}
+            driver.latencies = {v: [] for v in scheduler_imitation.VERBS}
             driver.timeline.clear()
             driver.errors = 0
         before = await loop.run_in_executor(None, server.scrape, run.url, 10.0)
@@ -155,7 +152,7 @@ async def execute(run: Run) -> Result:
         progress = _progress(len(run.pods), run.label, run.progress)
         t0 = time.perf_counter()
 
-        def on_bound(outcome: imitation.Outcome) -> None:
+        def on_bound(outcome: scheduler_imitation.Outcome) -> None:
             if not outcome.bound:
                 progress.update(1)
                 return
@@ -186,7 +183,6 @@ async def execute(run: Run) -> Result:
     finally:
         gc.unfreeze()
         client.close()
-        bind_client.close()
 
     figures = _figures(run, driver, counts, bind_times, loop_end, before, after)
     figures["driver_cpu_ms_per_pod"] = round(driver_cpu * 1e3 / max(1, len(bind_times)), 3)
@@ -237,7 +233,7 @@ def _progress(total: int, label: str, enabled: bool) -> Any:
 
 def _figures(
     run: Run,
-    driver: imitation.Imitation,
+    driver: scheduler_imitation.Imitation,
     counts: dict[str, int],
     bind_times: list[float],
     loop_end: float,
@@ -260,13 +256,13 @@ def _figures(
         "retries": counts["retries"],
         "duration_s": round(duration, 3),
         "pods_per_second": round(bound / duration, 1),
-        "pods_per_second_p50": round(imitation.percentile(per_window, 0.50), 1),
-        "pods_per_second_p90": round(imitation.percentile(per_window, 0.90), 1),
-        "pods_per_second_p99": round(imitation.percentile(per_window, 0.99), 1),
+        "pods_per_second_p50": round(scheduler_imitation.percentile(per_window, 0.50), 1),
+        "pods_per_second_p90": round(scheduler_imitation.percentile(per_window, 0.90), 1),
+        "pods_per_second_p99": round(scheduler_imitation.percentile(per_window, 0.99), 1),
         "windows": len(windows),
         "errors": driver.errors,
     }
-    for verb in imitation.VERBS:
+    for verb in scheduler_imitation.VERBS:
         values = lat[verb]
         figures[f"{verb}_calls"] = len(values)
         figures[f"{verb}_ms_p50"] = _ms(values, 0.50)
@@ -275,12 +271,12 @@ def _figures(
     figures["filter_prioritize_ms_per_pod"] = (
         round((sum(filters) + sum(prios)) / len(filters) * 1e3, 3) if filters else 0.0
     )
-    for verb in imitation.VERBS:  # the server's own time per call (its latency histogram)
+    for verb in scheduler_imitation.VERBS:  # the server's own time per call (its latency histogram)
         mean = server.histogram_mean_ms(
             after, before, f'muster_request_duration_seconds{{verb="{verb}"}}'
         )
         figures[f"server_{verb}_ms_mean"] = round(mean, 3) if mean is not None else None
-    figures["names_per_filter"] = imitation.nodes_to_find(len(run.nodes))
+    figures["names_per_filter"] = scheduler_imitation.nodes_to_find(len(run.nodes))
     figures["cpu_seconds"] = round(cpu, 3)
     figures["cpu_ms_per_pod"] = round(cpu * 1e3 / bound, 3) if bound else None
     figures.update(

@@ -28,8 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from extender import imitation, simulation
+from extender import simulation
 from extender.core import cluster, model, objects
+from extender.devtools import scheduler_imitation
 from extender.service import ExtenderService
 from extender.settings import Settings
 from extender.web import handlers, wire
@@ -47,7 +48,7 @@ class InProcess:
 
     def __init__(self, service: ExtenderService) -> None:
         self.service = service
-        self.answer_cpu = dict.fromkeys(imitation.VERBS, 0.0)
+        self.answer_cpu = dict.fromkeys(scheduler_imitation.VERBS, 0.0)
         self.service_cpu = dict.fromkeys(TIMED, 0.0)
         for name in TIMED:
             setattr(service, name, self._timed(name, getattr(service, name)))
@@ -105,12 +106,9 @@ async def measure(
     simulation.SimulatedCluster(nodes).populate(service)
     poster = InProcess(service)
     order = workloads.scheduler_order(nodes)
-    driver = imitation.Imitation(
-        session=None,
-        base_url="in-process",
+    driver = scheduler_imitation.Imitation(
+        poster=poster,
         node_names=[n.name for n in order],
-        client=poster,
-        bind_client=poster,
         allocatable={n.name: n.allocatable for n in order},
     )
     gc.collect()
@@ -216,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in RATIOS
         if medians["on"][key] and medians["off"][key]
     }
-    names = imitation.nodes_to_find(args.nodes)
+    names = scheduler_imitation.nodes_to_find(args.nodes)
     print(
         f"== {args.scenario}: {workload.description}; {args.nodes} nodes, {names} names per "
         f"filter call; median of {args.repeat} run(s) each"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from extender import imitation
+from extender.devtools import scheduler_imitation
 from loadtest.driver import Result
 
 
@@ -122,7 +122,8 @@ def _per_window(
         if v == verb:
             buckets.setdefault(int(t / width), []).append(seconds)
     xs = sorted(buckets)
-    return [(x + 0.5) * width for x in xs], [imitation.percentile(buckets[x], q) * 1e3 for x in xs]
+    ms = [scheduler_imitation.percentile(buckets[x], q) * 1e3 for x in xs]
+    return [(x + 0.5) * width for x in xs], ms
 
 
 def plot(results: Sequence[Result], path: Path, title: str) -> None:

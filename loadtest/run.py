@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from extender.devtools import scheduler_imitation
 from loadtest import driver, report, server, workloads
 
 DEFAULT_GANG_SIZE = {"gangs": 3, "large-gang": 1000}
@@ -234,7 +235,7 @@ def run_scenario(
 
     head = (
         f"== {scenario}: {description}; {args.nodes} nodes, "
-        f"{imitation_count(args.nodes)} names per filter call"
+        f"{scheduler_imitation.nodes_to_find(args.nodes)} names per filter call"
         + (", in-tree fit imitated" if not args.no_intree else ", no in-tree imitation")
         + f"\n   pod template: {templates.pod_source}"
     )
@@ -278,12 +279,6 @@ def _run_async(coro: Any) -> Any:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
-
-
-def imitation_count(nodes: int) -> int:
-    from extender import imitation
-
-    return imitation.nodes_to_find(nodes)
 
 
 def main(argv: list[str] | None = None) -> int:

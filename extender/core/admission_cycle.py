@@ -11,8 +11,8 @@ the quota book (which the cycle charges for what it admits) and applies the deci
 The same cycle has a fast path, for when only new workloads arrived since the last cycle and
 nothing was freed: what waited still waits, so each arrival is judged on its own at the end of
 its line, in O(arrivals) rather than O(everything pending).  It answers only where that gives
-exactly what the full cycle would (``tests/core/test_admission_cycle_fast_path.py`` checks this property), and
-otherwise changes nothing and asks for the full cycle.
+exactly what the full cycle would, and otherwise changes nothing and asks for the full cycle
+(``tests/core/test_admission_cycle_fast_path.py`` checks this property).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Drive an extender over HTTP the way kube-scheduler does (``muster demo``, the load test).
+"""Dev tooling: drive an extender over HTTP the way kube-scheduler does (``muster demo``, the
+load test).  Not used by the extender's serving path.
 
 kube-scheduler schedules one pod at a time: it filters a sample of the nodes (its
 ``percentageOfNodesToScore`` rule), calls the extender's filter and then prioritize, picks the
@@ -14,15 +15,12 @@ from where the previous pod stopped (``nextStartNodeIndex``) and stops after the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import operator
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, islice
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -69,7 +67,8 @@ class Poster(Protocol):
 
 @dataclass
 class SessionPoster:
-    """Through an aiohttp client session."""
+    """Over HTTP, through an aiohttp client session (``muster demo``; the load test brings its
+    own leaner client, ``loadtest/posting.py``, where the driver's cost per call matters)."""
 
     session: aiohttp.ClientSession
     base_url: str
@@ -81,161 +80,18 @@ class SessionPoster:
             return response.status, await response.read()
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection: one request at a time, Content-Length or chunked."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-        self.reusable = True
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.reusable = False
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(ConnectionError(f"connection closed: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.waiter is None or self.waiter.done():
-            return
-        try:
-            response = self._response()
-        except ValueError as exc:
-            self.reusable = False
-            self.waiter.set_exception(ConnectionError(f"bad HTTP response: {exc}"))
-            return
-        if response is not None:
-            self.waiter.set_result(response)
-
-    def _response(self) -> tuple[int, bytes] | None:
-        buffer = self.buffer
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-        status = int(head[0].split(" ", 2)[1])
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("connection", "").lower() == "close":
-            self.reusable = False
-        start = end + 4
-        if "content-length" in headers:
-            stop = start + int(headers["content-length"])
-            if len(buffer) < stop:
-                return None
-            body = bytes(buffer[start:stop])
-            del buffer[:stop]
-            return status, body
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks: list[bytes] = []
-            at = start
-            while True:
-                line_end = buffer.find(b"\r\n", at)
-                if line_end < 0:
-                    return None
-                size = int(bytes(buffer[at:line_end]).split(b";")[0], 16)
-                if len(buffer) < line_end + 2 + size + 2:
-                    return None
-                if size == 0:
-                    trailer = buffer.find(b"\r\n\r\n", line_end)
-                    if trailer < 0:
-                        return None
-                    del buffer[: trailer + 4]
-                    return status, b"".join(chunks)
-                chunks.append(bytes(buffer[line_end + 2 : line_end + 2 + size]))
-                at = line_end + 2 + size + 2
-        raise ValueError("neither Content-Length nor chunked")
-
-    async def request(self, data: bytes) -> tuple[int, bytes]:
-        assert self.transport is not None
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
-        try:
-            return await self.waiter
-        finally:
-            self.waiter = None
-
-
-class HTTPClient:
-    """A lean keep-alive HTTP/1.1 client for the load: the driver's own cost per call stays
-    near a Go client's (aiohttp's client adds ~0.15 ms per request).  Concurrent requests
-    open more connections (no limit: waiting gang binds each hold one)."""
-
-    def __init__(self, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"HTTPClient speaks plain http only, not {base_url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or 80
-        self._head = f"Host: {parts.netloc}\r\nUser-Agent: Go-http-client/1.1\r\n".encode()
-        self._idle: list[_Connection] = []
-
-    async def post(self, verb: str, body: bytes) -> tuple[int, bytes]:
-        connection = self._idle.pop() if self._idle else await self._connect()
-        request = b"".join(
-            (
-                b"POST /",
-                verb.encode(),
-                b" HTTP/1.1\r\n",
-                self._head,
-                b"Content-Type: application/json\r\nAccept-Encoding: gzip\r\nContent-Length: ",
-                str(len(body)).encode(),
-                b"\r\n\r\n",
-                body,
-            )
-        )
-        try:
-            response = await connection.request(request)
-        except BaseException:
-            connection.reusable = False
-            if connection.transport is not None:
-                connection.transport.close()
-            raise
-        if connection.reusable:
-            self._idle.append(connection)
-        elif connection.transport is not None:
-            connection.transport.close()
-        return response
-
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(_Connection, self.host, self.port)
-        return protocol
-
-    def close(self) -> None:
-        for connection in self._idle:
-            if connection.transport is not None:
-                connection.transport.close()
-        self._idle.clear()
-
-
 @dataclass
 class Imitation:
     """One simulated scheduler: sequential filter+prioritize, concurrent binds."""
 
     FLAG_SHAPES: ClassVar[int] = 8
 
-    session: aiohttp.ClientSession | None
-    """Filter/prioritize (and bind) go through it unless ``client`` is given."""
-    base_url: str
+    poster: Poster
+    """Where the calls go.  It must not limit concurrent requests when binds may wait: gang
+    members wait at bind until the whole gang arrived."""
     node_names: Sequence[str]
     latencies: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VERBS})
     errors: int = 0
-    client: Poster | None = None
-    """For filter and prioritize, instead of ``session`` (e.g. an ``HTTPClient``)."""
-    bind_client: Poster | None = None
-    """For binds (default: the same as filter).  It must not limit concurrent requests when
-    binds may wait: gang members wait at bind until the whole gang arrived."""
     node_objects: Mapping[str, bytes] | None = None
     """Serialized ``v1.Node`` per name: send ``Nodes`` (nodeCacheCapable: false), not names."""
     allocatable: Mapping[str, Mapping[str, int]] | None = None
@@ -372,19 +228,9 @@ class Imitation:
             )
         )
 
-    def _poster(self, verb: str) -> Poster:
-        if verb == "bind" and self.bind_client is not None:
-            return self.bind_client
-        if self.client is not None:
-            return self.client
-        if self.session is None:
-            raise RuntimeError("Imitation needs a session or a client")
-        return SessionPoster(self.session, self.base_url)
-
     async def _post(self, verb: str, body: bytes) -> Any:
-        poster = self._poster(verb)
         started = time.perf_counter()
-        status, data = await poster.post(verb, body)
+        status, data = await self.poster.post(verb, body)
         ended = time.perf_counter()
         self.latencies[verb].append(ended - started)
         self.timeline.append((ended, verb, ended - started))
