@@ -127,8 +127,8 @@ async def measure(
     per_pod = 1e3 / max(1, bound)  # seconds -> ms per pod
     svc = poster.service_cpu
     answers = poster.answer_cpu
-    cache = service.judge.cache
-    stats = cache.stats if cache is not None else None
+    feasibility_cache = service.judge.cache
+    stats = feasibility_cache.stats if feasibility_cache is not None else None
     lookups = (stats.hits + stats.partial_hits + stats.misses) if stats else 0
     return {
         "scenario": scenario,

@@ -154,10 +154,11 @@ def test_a_captured_pod_is_the_template(tmp_path: Path) -> None:
     assert workloads.load_templates(tmp_path / "none").pod_source == "built-in template"
 
 
-def test_the_in_process_measurement_runs_cache_on_and_off(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scenario", ["churn", "distinct"])  # distinct: no cache entry is kept
+def test_the_in_process_measurement_runs_cache_on_and_off(tmp_path: Path, scenario: str) -> None:
     out = tmp_path / "inprocess.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "loadtest" / "inprocess.py"), "--scenario", "churn",
+        [sys.executable, str(ROOT / "loadtest" / "inprocess.py"), "--scenario", scenario,
          "--nodes", "50", "--pods", "40", "--json", str(out)],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip

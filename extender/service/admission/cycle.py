@@ -138,7 +138,7 @@ class AdmissionCycle:
         if not arrivals:
             return admission_cycle.Decisions()
         new = [w for w in self.waiting.workloads(only=arrivals) if w.key not in self.pending]
-        decisions = admission_cycle.cycle(
+        return admission_cycle.cycle(
             new,
             config=self.ledger.config,
             book=self.ledger.book,
@@ -146,9 +146,6 @@ class AdmissionCycle:
             namespace_labels=self.namespace_labels,
             arrivals_after=self.lines,
         )
-        if decisions is None:
-            self.waiting.arrivals |= arrivals  # the full cycle looks at them again
-        return decisions
 
     def _apply(
         self, decisions: admission_cycle.Decisions, *, current: model.Pod | None, merge: bool
