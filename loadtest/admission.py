@@ -114,7 +114,7 @@ def run(workloads: int, queue_count: int, cpu_each: int, samples: int) -> dict[s
         service.filter(target, names)  # type: ignore[arg-type]
         quiet.append(time.perf_counter() - t0)
         done = next(iter(service.admission.ledger.charges))
-        finished = service.admission.waiting.pods[done]
+        finished = service.admission.waiting.pods[done].pod
         service.remove_pod(finished)
         t0 = time.perf_counter()
         service.filter(target, names)  # type: ignore[arg-type]

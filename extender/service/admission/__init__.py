@@ -85,8 +85,6 @@ class QueueAdmission:
             timers=timers,
             clock=clock,
         )
-        self._effective: dict[str, tuple[model.Pod, model.Pod]] = {}
-        """uid -> (pod, the pod with its flavors' constraints), the last one made."""
 
     def _evict(self, key: model.WorkloadKey, reason: str) -> None:
         self.cycle.evict(key, reason)
@@ -140,7 +138,8 @@ class QueueAdmission:
         if pod.terminated or pod.deleting:
             self.forget(pod.uid, finished=pod.terminated)
             return
-        known = self.waiting.pods.get(pod.uid)
+        record = self.waiting.pods.get(pod.uid)
+        known = record.pod if record is not None else None
         if known is not None and (
             known is pod
             or (pod.resource_version and known.resource_version == pod.resource_version)
@@ -182,8 +181,6 @@ class QueueAdmission:
         """A queued pod finished (``finished``) or is gone: release what it was charged (at
         once, so waiting workloads start sooner: Kueue's dynamic reclaim)."""
         self.waiting.remove(uid)
-        self.cycle.forget(uid)
-        self._effective.pop(uid, None)
         released = self.ledger.release(uid)
         if released is not None:
             charge, admission = released
@@ -223,10 +220,10 @@ class QueueAdmission:
         return Verdict(self._constrained(pod, admission))
 
     def _constrained(self, pod: model.Pod, admission: Admission) -> model.Pod:
-        """The pod with its flavors' node labels and tolerations added (cached per pod)."""
-        cached = self._effective.get(pod.uid)
-        if cached is not None and cached[0] is pod:
-            return cached[1]
+        """The pod with its flavors' node labels and tolerations added (kept on its record)."""
+        record = self.waiting.pods.get(pod.uid)
+        if record is not None and record.constrained is not None and record.constrained[0] is pod:
+            return record.constrained[1]
         selector = dict(pod.node_selector)
         tolerations = list(pod.tolerations)
         flavors = self.ledger.config.flavors
@@ -236,7 +233,8 @@ class QueueAdmission:
                 selector.update(flavor.node_labels)
                 tolerations.extend(t for t in flavor.tolerations if t not in tolerations)
         effective = dataclasses.replace(pod, node_selector=selector, tolerations=tuple(tolerations))
-        self._effective[pod.uid] = (pod, effective)
+        if record is not None:
+            record.constrained = (pod, effective)
         return effective
 
     def may_place(self, pod: model.Pod) -> bool:

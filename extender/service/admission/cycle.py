@@ -70,8 +70,6 @@ class AdmissionCycle:
         self.lines: dict[str, admission_cycle.Line] = {}
         self._preemptors: dict[model.WorkloadKey, set[model.WorkloadKey]] = {}
         """Preemptor workload -> victim workloads still being evicted."""
-        self._told: dict[str, str] = {}
-        """uid -> the (folded) reason to wait last posted as an Event."""
         self._full = False
         """Something besides arrivals changed: the next cycle looks at everything."""
         self.due = False
@@ -91,9 +89,6 @@ class AdmissionCycle:
         self._scheduled = False
         if self.due:
             self.run()
-
-    def forget(self, uid: str) -> None:
-        self._told.pop(uid, None)
 
     def victim_gone(self, key: model.WorkloadKey) -> None:
         for victims in self._preemptors.values():
@@ -210,24 +205,27 @@ class AdmissionCycle:
         message = f"admitted by ClusterQueue {cq_name} in {flavors}"
         for pod in workload.pods:
             self.notifier.event(pod, reason="QueueAdmitted", message=message)
-            self._told.pop(pod.uid, None)
+            record = self.waiting.pods.get(pod.uid)
+            if record is not None:
+                record.told = ""
         nudge.extend(p for p in workload.pods if current is None or p.uid != current.uid)
         metrics.queue_admissions.labels(cq_name).inc()
 
     def _pods_of(self, keys: set[model.WorkloadKey]) -> list[model.Pod]:
-        workload_of = self.waiting.workload_of
-        return [p for p in self.waiting.uncharged.values() if workload_of.get(p.uid) in keys]
+        queued = self.waiting.pods
+        return [p for p in self.waiting.uncharged.values() if queued[p.uid].workload in keys]
 
     def _tell_pending(self, pod: model.Pod) -> None:
         reason = self.explain(pod)
-        if reason and self._told.get(pod.uid) != _fold(reason):
-            self._told[pod.uid] = _fold(reason)
+        record = self.waiting.pods.get(pod.uid)
+        if reason and record is not None and record.told != _fold(reason):
+            record.told = _fold(reason)
             self.notifier.event(pod, reason="QueuePending", message=reason)
 
     def explain(self, pod: model.Pod) -> str:
         """Why a queued pod waits, for its FailedScheduling message and Events."""
         queue = f"{pod.namespace}/{queue_of(pod)}"
-        key = self.waiting.workload_of.get(pod.uid)
+        key = self.waiting.workload_of(pod.uid)
         if key is None:
             return ""
         unqueued = self.waiting.unqueued.get(key)
@@ -270,7 +268,7 @@ class AdmissionCycle:
             return
         admission.evicting = reason
         alive = self.waiting.pods
-        pods = [alive[uid] for uid in sorted(admission.pods) if uid in alive]
+        pods = [alive[uid].pod for uid in sorted(admission.pods) if uid in alive]
         for pod in pods:
             self.notifier.event(pod, reason="QueueEvicted", message=reason, warning=True)
         log.info("evicting workload %s (%d pods): %s", key, len(pods), reason)

@@ -10,6 +10,7 @@ since the last cycle are ``arrivals``: the cycle's fast path looks at those alon
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from extender.core import admission_cycle, gang, kueue, lifecycle, model
 from extender.service.admission.ledger import Ledger
@@ -25,6 +26,21 @@ def _elastic(pod: model.Pod) -> bool:
     return pod.annotations.get(lifecycle.ELASTIC_ANNOTATION, "").lower() == "true"
 
 
+@dataclass(slots=True, eq=False)
+class QueuedPod:
+    """Everything queue admission keeps about one queued pod, but its charge (the ledger's):
+    forgetting the pod is deleting this record."""
+
+    pod: model.Pod
+    workload: model.WorkloadKey | None = None
+    """The pending workload it waits in (set by each cycle that groups it)."""
+    told: str = ""
+    """The reason to wait last posted as an Event, its numbers masked."""
+    constrained: tuple[model.Pod, model.Pod] | None = None
+    """(a copy of the pod, that copy with its admitted flavors' node labels and tolerations):
+    the last one made (filter and prioritize of one call ask with the same copy)."""
+
+
 class PendingPods:
     def __init__(
         self,
@@ -37,25 +53,25 @@ class PendingPods:
         self.gangs = gangs
         self.holds = holds
         """Why a lifecycle rule keeps a workload from admission ("" when none does)."""
-        self.pods: dict[str, model.Pod] = {}
+        self.pods: dict[str, QueuedPod] = {}
         """Queued pods that are alive (not finished, not being deleted), by uid."""
         self.uncharged: dict[str, model.Pod] = {}
         """Queued pods not charged yet: the only ones a cycle has to look at."""
         self.arrivals: set[str] = set()
         """Pods seen since the last cycle."""
-        self.workload_of: dict[str, model.WorkloadKey] = {}
-        """uid -> the pending workload a pod waits in."""
         self.unqueued: dict[model.WorkloadKey, str] = {}
         """Workloads that cannot be queued yet and why."""
 
     def add(self, pod: model.Pod) -> bool:
         """A pod's latest state; returns whether it is new."""
         known = self.pods.get(pod.uid)
-        self.pods[pod.uid] = pod
+        if known is None:
+            self.pods[pod.uid] = QueuedPod(pod)
+            self.arrivals.add(pod.uid)
+        else:
+            known.pod = pod
         if pod.uid not in self.ledger.charges:
             self.uncharged[pod.uid] = pod
-        if known is None:
-            self.arrivals.add(pod.uid)
         return known is None
 
     def charged(self, uid: str) -> None:
@@ -65,7 +81,10 @@ class PendingPods:
         self.pods.pop(uid, None)
         self.uncharged.pop(uid, None)
         self.arrivals.discard(uid)
-        self.workload_of.pop(uid, None)
+
+    def workload_of(self, uid: str) -> model.WorkloadKey | None:
+        record = self.pods.get(uid)
+        return record.workload if record is not None else None
 
     def take_arrivals(self) -> set[str]:
         arrivals, self.arrivals = self.arrivals, set()
@@ -106,7 +125,7 @@ class PendingPods:
         for pod in self.uncharged.values():
             grouped.setdefault(self.workload_key(pod), []).append(pod)
         if only is not None:
-            wanted = {self.workload_key(self.pods[uid]) for uid in only if uid in self.pods}
+            wanted = {self.workload_key(self.pods[uid].pod) for uid in only if uid in self.pods}
             grouped = {k: v for k, v in grouped.items() if k in wanted}
         else:
             self.unqueued = {}
@@ -119,7 +138,7 @@ class PendingPods:
             # flavors the workload already has.
             pending_key = key.growth if admission is not None else key
             for pod in pods:
-                self.workload_of[pod.uid] = pending_key
+                self.pods[pod.uid].workload = pending_key
             priorities = [self.priority(p) for p in pods]
             why = (
                 self._short_of_quorum(key, pods)
