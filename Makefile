@@ -26,11 +26,18 @@ lint: setup                           ## ruff, mypy --strict, import-layer contr
 unit: setup                           ## fast tests: core, service, web, kube adapters (no cluster)
 	$(BIN)/pytest -m "not e2e" -q
 
-controlplane:                         ## build etcd + kube-apiserver/-scheduler/-controller-manager once (cached)
-	bash tests/e2e/controlplane.sh build
+# Kubernetes releases the end-to-end suite runs on, one control plane after the other: 1.20.2
+# (Debian's source, Go 1.19) and 1.36 (Go modules, the Go on PATH; tests/e2e/k8s/1.36/go.mod).
+E2E_RELEASES ?= 1.20.2 1.36
 
-e2e: setup controlplane               ## end to end against a real control plane on loopback
-	$(BIN)/pytest -m e2e -q
+controlplane:                         ## build etcd + kube-apiserver/-scheduler/-controller-manager once per release (cached)
+	@for release in $(E2E_RELEASES); do bash tests/e2e/controlplane.sh build $$release || exit 1; done
+
+e2e: setup controlplane               ## end to end against each release's real control plane on loopback
+	@status=0; for release in $(E2E_RELEASES); do \
+	  echo "== e2e on Kubernetes $$release"; \
+	  MUSTER_E2E_K8S=$$release $(BIN)/pytest -m e2e -q || status=1; \
+	done; exit $$status
 
 test: lint unit e2e                   ## everything CI runs
 

@@ -36,6 +36,11 @@ import harness  # noqa: E402
 _STATE: dict[str, controlplane.ControlPlane] = {}
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    release = controlplane.RELEASE
+    return f"control plane: Kubernetes v{controlplane.K8S_VERSION} (MUSTER_E2E_K8S={release})"
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[controlplane.ControlPlane]:
     if not sys.platform.startswith("linux"):
@@ -54,7 +59,9 @@ def control_plane() -> Iterator[controlplane.ControlPlane]:
         pytest.fail(f"control plane did not start (work dir {cp.workdir}):\n{exc}", pytrace=False)
     _STATE["cp"] = cp
     print(
-        f"\ncontrol plane up in {cp.startup_seconds:.1f}s, work dir {cp.workdir}", file=sys.stderr
+        f"\ncontrol plane v{controlplane.K8S_VERSION} up in {cp.startup_seconds:.1f}s, "
+        f"work dir {cp.workdir}",
+        file=sys.stderr,
     )
     try:
         yield cp

@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -46,9 +47,31 @@ from typing import Any, TypeVar
 
 import yaml
 
-K8S_VERSION = "1.20.2"
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "controlplane.sh"
+LEGACY_RELEASE = "1.20.2"
+RELEASE = os.environ.get("MUSTER_E2E_K8S") or LEGACY_RELEASE
+"""Which control plane the e2e runs on: 1.20.2 (Debian's source, Go 1.19), or a minor built
+from Go modules by ``controlplane.sh build <minor>`` (``tests/e2e/k8s/<minor>/go.mod``)."""
+LEGACY = RELEASE == LEGACY_RELEASE
+"""1.20: v1beta1 scheduler configuration, insecure ports still open unless closed."""
+
+
+def _module_version(minor: str) -> str:
+    text = (HERE / "k8s" / minor / "go.mod").read_text()
+    found = re.search(r"^\s*k8s\.io/kubernetes v(\S+)$", text, re.M)
+    if found is None:
+        raise RuntimeError(f"tests/e2e/k8s/{minor}/go.mod requires no k8s.io/kubernetes")
+    return found.group(1)
+
+
+K8S_VERSION = LEGACY_RELEASE if LEGACY else _module_version(RELEASE)
+SHIPPED_SCHEDULER_CONFIG = (
+    HERE.parents[1]
+    / "scheduler-config"
+    / ("kube-scheduler-v1beta1.yaml" if LEGACY else "kube-scheduler-v1.yaml")
+)
+"""The shipped KubeSchedulerConfiguration a user of this release applies."""
 LOOPBACK = "127.0.0.1"
 KUBECONFIG_PLACEHOLDER = "KUBECONFIG_PATH"
 
@@ -117,7 +140,7 @@ def ensure_built(timeout: float = 1800.0) -> Path:
             file=sys.stderr,
             flush=True,
         )
-        subprocess.run(["bash", str(BUILD_SCRIPT), "build"], check=True, timeout=timeout)
+        subprocess.run(["bash", str(BUILD_SCRIPT), "build", RELEASE], check=True, timeout=timeout)
     if not binaries_present():
         raise ControlPlaneError(f"binaries still missing in {bin_dir()} after build")
     return bin_dir()
@@ -408,6 +431,12 @@ class ControlPlane:
         if force_local or not cc.get("kubeconfig"):
             cc["kubeconfig"] = str(self.scheduler_kubeconfig)
             doc["clientConnection"] = cc
+        if not LEGACY and str(doc.get("apiVersion", "")).endswith("/v1beta1"):
+            # A test's 1.20 configuration on a current scheduler, which serves only v1: the
+            # fields the tests use are the same, the plain-HTTP addresses are gone.
+            doc["apiVersion"] = "kubescheduler.config.k8s.io/v1"
+            for key in ("healthzBindAddress", "metricsBindAddress"):
+                doc.pop(key, None)
         if str(doc.get("apiVersion", "")).endswith(("/v1beta1", "/v1beta2")):
             # With --config, 1.20 ignores --port and would listen on 0.0.0.0:10251.
             insecure = f"{LOOPBACK}:{self.ports['scheduler_insecure']}"
@@ -430,8 +459,8 @@ class ControlPlane:
         argv = [
             str(self.bin / "kube-scheduler"),
             f"--config={cfg}",
-            # Ignored by 1.20 when --config is given (see DEFAULT_PORTS); harmless otherwise.
-            "--port=0",
+            # Ignored by 1.20 when --config is given (see DEFAULT_PORTS); gone since 1.24.
+            *(["--port=0"] if LEGACY else []),
             f"--bind-address={LOOPBACK}",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'kube-scheduler-certs'}",
@@ -885,8 +914,8 @@ class ControlPlane:
             # extension-apiserver-authentication ConfigMap, which an apiserver without
             # --client-ca-file never writes (an error every few seconds). /healthz is always
             # allowed, which is all we use.
-            # 1.20 still opens the insecure port 10252 by default: close it.
-            "--port=0",
+            # 1.20 still opens the insecure port 10252 by default: close it (gone since 1.24).
+            *(["--port=0"] if LEGACY else []),
             f"--bind-address={LOOPBACK}",
             f"--secure-port={port}",
             f"--cert-dir={self.workdir / 'kcm-certs'}",

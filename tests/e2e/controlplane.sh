@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Real Kubernetes v1.20.2 control-plane binaries for the end-to-end tests.
 #
-#   tests/e2e/controlplane.sh build    # install/build what is missing (fast no-op when cached)
-#   tests/e2e/controlplane.sh bindir   # print the directory holding the binaries
+#   tests/e2e/controlplane.sh build [release]   # install/build what is missing (no-op when cached)
+#   tests/e2e/controlplane.sh bindir [release]  # print the directory holding the binaries
+#
+# release: 1.20.2 (default; MUSTER_E2E_K8S sets it too) or a minor built from Go modules,
+# e.g. 1.36 (see "Current releases" at the end).
 #
 # Binaries end up in ${MUSTER_CACHE:-$HOME/.cache/muster}/k8s-1.20.2/bin/ (outside the repo):
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl   (built from source)
@@ -283,11 +286,80 @@ cmd_build() {
   ls -l "${BIN}" >&2
 }
 
-case "${1:-}" in
-  build) cmd_build ;;
-  bindir) echo "${BIN}" ;;
+# --------------------------------------------------------------------------------------------
+# Current releases (1.36, ...), built as Go module dependencies
+#
+# tests/e2e/k8s/<minor>/go.mod requires k8s.io/kubernetes v<version> and pins its staging modules
+# (k8s.io/api, ...) to the matching v0.<minor>.<patch> with replace lines, as out-of-tree
+# scheduler plugins do; go.sum makes the build reproducible (-mod=readonly). The Go on PATH
+# builds them (1.36 needs go >= 1.26.0; GOTOOLCHAIN=local: never download another toolchain).
+# etcd is built from go.etcd.io/etcd/server/v3 in the same module graph. Output:
+#   ${CACHE}/k8s-<version>/bin/{kube-apiserver,kube-controller-manager,kube-scheduler,kubectl,etcd}
+# with a stamp of go.mod, go.sum, the Go version and the flags below: a change rebuilds.
+MODULE_BUILDS="$(cd "$(dirname "$0")" && pwd)/k8s"
+
+module_version() {  # the k8s.io/kubernetes version a minor's go.mod requires
+  sed -n 's/^[[:space:]]*k8s\.io\/kubernetes v\([0-9.]*\)$/\1/p' "${MODULE_BUILDS}/$1/go.mod"
+}
+
+module_stamp() {
+  local dir="${MODULE_BUILDS}/$1"
+  printf '%s %s %s' "$(cat "${dir}/go.mod" "${dir}/go.sum" | sha256sum | cut -c1-16)" \
+    "$(go version | cut -d' ' -f3)" "static-trimpath-v1"
+}
+
+cmd_build_module() {
+  local minor=$1 version root bin b
+  [[ -f "${MODULE_BUILDS}/${minor}/go.mod" ]] || die "no ${MODULE_BUILDS}/${minor}/go.mod"
+  command -v go >/dev/null || die "no Go on PATH (Kubernetes ${minor} needs Go >= 1.26)"
+  version=$(module_version "${minor}")
+  root="${CACHE}/k8s-${version}"
+  bin="${root}/bin"
+  if [[ "$(cat "${bin}/.muster-stamp" 2>/dev/null)" == "$(module_stamp "${minor}")" ]]; then
+    log "binaries present in ${bin}"
+    return 0
+  fi
+  mkdir -p "${root}"
+  exec 9>"${root}/.build.lock"
+  flock -w 3600 9 || die "timed out waiting for ${root}/.build.lock"
+  if [[ "$(cat "${bin}/.muster-stamp" 2>/dev/null)" == "$(module_stamp "${minor}")" ]]; then
+    log "binaries present in ${bin} (built by a concurrent run)"
+    return 0
+  fi
+  local pkg=k8s.io/component-base/version client=k8s.io/client-go/pkg/version flags="" key value
+  for key in gitVersion:v${version} gitMajor:${version%%.*} gitMinor:${minor#*.} \
+      gitTreeState:clean buildDate:1970-01-01T00:00:00Z; do
+    value=${key#*:}; key=${key%%:*}
+    flags+=" -X '${pkg}.${key}=${value}' -X '${client}.${key}=${value}'"
+  done
+  log "building Kubernetes v${version} and etcd with $(go version | cut -d' ' -f3) (first time: about 10 min on 2 CPUs)"
+  rm -rf "${bin}.tmp" && mkdir -p "${bin}.tmp"
+  local started=${SECONDS}
+  (
+    cd "${MODULE_BUILDS}/${minor}"
+    export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+    go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "all=${flags} -s -w" \
+      -o "${bin}.tmp/" k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubectl
+    go build -trimpath -ldflags "-s -w" -o "${bin}.tmp/etcd" go.etcd.io/etcd/server/v3
+  ) >"${root}/build.log" 2>&1 || { tail -30 "${root}/build.log" >&2; die "build failed, see ${root}/build.log"; }
+  rm -rf "${bin}" && mv "${bin}.tmp" "${bin}"
+  for b in "${BUILT[@]}" etcd; do [[ -x "${bin}/${b}" ]] || die "${bin}/${b} missing after the build"; done
+  module_stamp "${minor}" >"${bin}/.muster-stamp"
+  log "done in $(( (SECONDS - started) / 60 )) min: ${bin}"
+}
+
+# Which release: 1.20.2 (the default, Debian's source and Go 1.19) or a minor with a go.mod
+# under tests/e2e/k8s/ (e.g. 1.36).
+RELEASE="${2:-${MUSTER_E2E_K8S:-${K8S_VERSION}}}"
+case "${1:-}:${RELEASE}" in
+  build:"${K8S_VERSION}") cmd_build ;;
+  bindir:"${K8S_VERSION}") echo "${BIN}" ;;
+  build:*) cmd_build_module "${RELEASE}" ;;
+  bindir:*) echo "${CACHE}/k8s-$(module_version "${RELEASE}")/bin" ;;
   *)
-    echo "usage: $0 build|bindir" >&2
+    echo "usage: $0 build|bindir [1.20.2|<minor under tests/e2e/k8s/>]" >&2
     exit 2
     ;;
 esac

@@ -39,13 +39,20 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import yaml
-from controlplane import LOOPBACK, ControlPlane, ControlPlaneError, _Proc, wait_until
+from controlplane import (
+    LOOPBACK,
+    SHIPPED_SCHEDULER_CONFIG,
+    ControlPlane,
+    ControlPlaneError,
+    _Proc,
+    wait_until,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from extender.core import manifests
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_CONFIG = REPO / "scheduler-config" / "kube-scheduler-v1beta1.yaml"
+SHIPPED_CONFIG = SHIPPED_SCHEDULER_CONFIG
 WORKLOAD_CRD = REPO / "deploy" / "workload-crd.yaml"
 TEST_LABEL = "muster.dev/e2e-test"
 IMAGE = "registry.invalid/pause:3.2"  # never pulled: there is no kubelet
@@ -384,7 +391,7 @@ MUSTER_CHECKED_FILTERS = (
 )
 
 VARIANTS = ("shipped", "muster-filters", "plain")
-"""``shipped``: scheduler-config/kube-scheduler-v1beta1.yaml with urlPrefix at the proxy.
+"""``shipped``: the release's shipped scheduler-config/ file with urlPrefix at the proxy.
 ``muster-filters``: the same, plus a profile that disables the in-tree filters muster also
 implements (:data:`MUSTER_CHECKED_FILTERS`), so muster alone decides cordons, resources,
 nodeSelector, node affinity and taints. ``plain``: no extender, in-tree filters only."""

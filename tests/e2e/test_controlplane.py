@@ -1,6 +1,6 @@
 """The e2e harness itself works, without the extender: a real kube-scheduler binds pods to
-kubelet-less Node objects, the controller-manager turns Jobs into pods, and the shipped
-v1beta1 scheduler config is accepted by kube-scheduler v1.20.2.
+kubelet-less Node objects, the controller-manager turns Jobs into pods, and the scheduler
+config shipped for the release under test (v1beta1 for 1.20, v1 for 1.36) is accepted by it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 import yaml
 from controlplane import (
     DEFAULT_PORTS,
+    LEGACY,
+    SHIPPED_SCHEDULER_CONFIG,
     ControlPlane,
     ControlPlaneError,
     binaries_present,
@@ -24,7 +26,6 @@ from controlplane import (
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEDULER_CONFIG_DIR = REPO / "scheduler-config"
 
 PLAIN_SCHEDULER_CONFIG = textwrap.dedent("""\
     apiVersion: kubescheduler.config.k8s.io/v1beta1
@@ -134,9 +135,9 @@ def test_job_creates_pods(
         assert cp.wait_pod_bound(p["metadata"]["name"], e2e_namespace, 30) == name  # type: ignore[index]
 
 
-def test_shipped_v1beta1_config_parses(control_plane: ControlPlane, tmp_path: Path) -> None:
-    """kube-scheduler 1.20.2 loads, defaults and validates the shipped file."""
-    text = (SCHEDULER_CONFIG_DIR / "kube-scheduler-v1beta1.yaml").read_text()
+def test_shipped_config_parses(control_plane: ControlPlane, tmp_path: Path) -> None:
+    """kube-scheduler loads, defaults and validates the file shipped for its release."""
+    text = SHIPPED_SCHEDULER_CONFIG.read_text()
     doc = yaml.safe_load(text)
     doc["clientConnection"]["kubeconfig"] = str(control_plane.scheduler_kubeconfig)
     cfg = tmp_path / "config.yaml"
@@ -150,7 +151,7 @@ def test_shipped_v1beta1_config_parses(control_plane: ControlPlane, tmp_path: Pa
     )
     assert res.returncode == 0, res.stderr[-3000:]
     written = yaml.safe_load(out.read_text())
-    assert written["apiVersion"] == "kubescheduler.config.k8s.io/v1beta1"
+    assert written["apiVersion"] == yaml.safe_load(text)["apiVersion"]
     (ext,) = written["extenders"]
     # false/empty fields are omitted when written (omitempty)
     assert ext == {
@@ -166,14 +167,15 @@ def test_shipped_v1beta1_config_parses(control_plane: ControlPlane, tmp_path: Pa
     assert written["clientConnection"]["qps"] == 200
     assert written["clientConnection"]["burst"] == 400
     assert written["leaderElection"]["leaderElect"] is False
-    assert written["healthzBindAddress"] == written["metricsBindAddress"] == "127.0.0.1:10251"
+    if LEGACY:  # the plain-HTTP addresses are gone from v1
+        assert written["healthzBindAddress"] == written["metricsBindAddress"] == "127.0.0.1:10251"
 
 
 def test_scheduler_rejects_unknown_extender_field(
     control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    """The decoder is strict, so test_shipped_v1beta1_config_parses proves the names are right."""
-    doc = yaml.safe_load((SCHEDULER_CONFIG_DIR / "kube-scheduler-v1beta1.yaml").read_text())
+    """The decoder is strict, so test_shipped_config_parses proves the names are right."""
+    doc = yaml.safe_load(SHIPPED_SCHEDULER_CONFIG.read_text())
     doc["extenders"][0]["enableHttps"] = True  # the legacy Policy API's spelling
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump(doc))
@@ -191,12 +193,12 @@ def test_scheduler_rejects_unknown_extender_field(
     assert "enableHttps" in res.stderr
 
 
-def test_shipped_v1beta1_config_calls_extender(
+def test_shipped_config_calls_extender(
     control_plane: ControlPlane, e2e_namespace: str, node: tuple[str, dict[str, str]]
 ) -> None:
     """The real scheduler runs with the shipped config and calls the extender's filter: with
     nothing listening, the pod fails scheduling with a SchedulerError naming the URL."""
-    doc = yaml.safe_load((SCHEDULER_CONFIG_DIR / "kube-scheduler-v1beta1.yaml").read_text())
+    doc = yaml.safe_load(SHIPPED_SCHEDULER_CONFIG.read_text())
     url = f"http://127.0.0.1:{_free_port()}"  # not 8888: a developer's muster may run there
     doc["extenders"][0]["urlPrefix"] = url
     control_plane.start_scheduler(yaml.safe_dump(doc), force_local=True)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import controlplane
 import harness
 import pytest
 from controlplane import wait_until
@@ -27,8 +28,11 @@ pytestmark = pytest.mark.e2e
 
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads"
 GOLDEN = {
-    verb: PAYLOADS / f"scheduler-1.20.2-{verb}.json" for verb in ("filter", "prioritize", "bind")
+    verb: PAYLOADS / f"scheduler-{controlplane.K8S_VERSION}-{verb}.json"
+    for verb in ("filter", "prioritize", "bind")
 }
+"""The calls as this release's kube-scheduler sends them (1.36 drops managedFields from the Pod
+it sends, and sends metadata.generation)."""
 UPDATE_GOLDEN = os.environ.get("MUSTER_UPDATE_GOLDEN") == "1"
 
 
@@ -507,7 +511,7 @@ def test_the_scheduler_sends_what_the_golden_payloads_hold(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
     """Re-capture the filter, prioritize and bind calls of this kube-scheduler and compare
-    their shape with tests/payloads/scheduler-1.20.2-*.json, which tests/web/
+    their shape with tests/payloads/scheduler-<version>-*.json, which tests/web/
     test_golden_payloads.py replays. MUSTER_UPDATE_GOLDEN=1 rewrites the files."""
     cp, ns, proxy = extender.cp, e2e_namespace, extender.proxy
     for suffix in ("a", "b"):
@@ -546,8 +550,9 @@ def test_preemption_frees_a_node_and_the_preemptor_is_bound_through_muster(
     extender: Extender, e2e_namespace: str, nodes: NodeSet
 ) -> None:
     """kube-scheduler 1.20.2 preempts with its in-tree DefaultPreemption and never calls the
-    extender's preempt verb (its framework is built without the extenders). The preemptor is
-    bound through muster once the victim is gone, not while it is terminating."""
+    extender's preempt verb (its framework is built without the extenders); 1.36 calls it with
+    the victims it chose, and muster keeps them (no gang among them). The preemptor is bound
+    through muster once the victim is gone, not while it is terminating."""
     cp, ns, proxy = extender.cp, e2e_namespace, extender.proxy
     for suffix in ("a", "b"):
         nodes.add(suffix, cpu="2")
@@ -589,9 +594,20 @@ def test_preemption_frees_a_node_and_the_preemptor_is_bound_through_muster(
         assert all(cp.get_pod(v, ns)["spec"]["nodeName"] == nominated for v in victims)
         time.sleep(1)
         assert placements(cp, ns)["urgent"] == ""
-        assert not proxy.since(mark, "preempt"), (
-            "this kube-scheduler called the preempt verb: capture a golden preempt payload"
-        )
+        preempts = proxy.since(mark, "preempt")
+        if controlplane.LEGACY:
+            assert not preempts, "kube-scheduler 1.20.2 called the preempt verb"
+        else:
+            assert preempts, f"kube-scheduler {controlplane.K8S_VERSION} never called preempt"
+            asked = json.loads(preempts[0].request)
+            answer = json.loads(preempts[0].response)
+            assert preempts[0].status == 200 and answer.get("Error", "") == ""
+            assert asked["Pod"]["metadata"]["name"] == "urgent"
+            # muster keeps the scheduler's candidates: no victim belongs to a gang
+            kept = answer["NodeNameToMetaVictims"]
+            assert nominated in kept
+            offered = asked.get("NodeNameToMetaVictims") or asked["NodeNameToVictims"]
+            assert set(kept) == set(offered)
         delete_pods(cp, ns, victims)  # what the kubelet would confirm
         where = wait_until(lambda: placements(cp, ns)["urgent"], 30, 0.1, "urgent bound")
         assert where == nominated

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import controlplane
 import harness
 import pytest
 from controlplane import ControlPlane, wait_until
@@ -301,9 +302,11 @@ def test_an_unsatisfiable_gang_times_out_at_its_deadline_and_releases_everything
         0.2,
         "muster's GangBackingOff event",
     )
+    # 1.20 prefixes the extender's error with "binding rejected: "; 1.36 posts it as it is.
+    prefix = "binding rejected: " if controlplane.LEGACY else "gang "
     wait_until(
         lambda: any(
-            m.startswith("binding rejected:") and "timed out" in m
+            m.startswith(prefix) and "timed out after 5s" in m
             for m in harness.messages(cp, ns, names[0], "FailedScheduling")
         ),
         10,

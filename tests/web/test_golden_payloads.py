@@ -148,3 +148,29 @@ async def test_the_captured_bind_call_for_a_pod_never_seen_is_refused_in_the_rep
     reply = await post(golden_client, "/bind", BIND)
     assert "unknown to the extender" in reply["Error"]
     assert binder.calls == []
+
+
+async def test_the_calls_of_kube_scheduler_1_36_filter_score_and_bind_the_pod(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], binder: FakeBinder
+) -> None:
+    """The same pod's calls as kube-scheduler 1.36.5 sent them (``scheduler-1.36.5-*.json``,
+    captured by the e2e suite on that release): it strips managedFields and sends the pod's
+    generation; muster answers them as it answers 1.20's."""
+    filter_args = builders.load_payload("scheduler-1.36.5-filter.json")
+    prioritize_args = builders.load_payload("scheduler-1.36.5-prioritize.json")
+    bind_args = builders.load_payload("scheduler-1.36.5-bind.json")
+    meta = filter_args["Pod"]["metadata"]
+    assert "managedFields" not in meta and isinstance(meta["generation"], int)
+    labels = {**filter_args["Pod"]["spec"]["nodeSelector"], "golden": "yes"}
+    view = cluster.ClusterState()
+    view.replace_nodes(builders.node(n, cpu="2", labels=labels) for n in filter_args["NodeNames"])
+    view.synced = True
+    service = ExtenderService(state=view, binder=binder, settings=Settings(), clock=lambda: 1.0)
+    client = await aiohttp_client(make_app(service))
+    reply = await post(client, "/filter", filter_args)
+    assert reply["NodeNames"] == filter_args["NodeNames"] and reply["Error"] == ""
+    scores = await post(client, "/prioritize", prioritize_args)
+    assert [entry["Host"] for entry in scores] == prioritize_args["NodeNames"]
+    assert await post(client, "/bind", bind_args) == {"Error": ""}
+    key = f"{bind_args['PodNamespace']}/{bind_args['PodName']}"
+    assert binder.calls == [(key, bind_args["PodUID"], bind_args["Node"])]
