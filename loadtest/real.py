@@ -8,9 +8,9 @@ loopback, free ports), create ``--nodes`` Node objects (no kubelets), then twice
 3. stop the scheduler and delete the pods (grace 0).
 
 The first pass runs kube-scheduler alone (same clientConnection qps/burst as the shipped
-config); the second runs ``muster serve --kubeconfig`` and kube-scheduler with the shipped
-``scheduler-config/kube-scheduler-v1beta1.yaml`` pointed at it, so filter, prioritize and bind
-(the binding itself) go through muster.  Same nodes, same pods.
+config); the second runs ``muster serve --kubeconfig`` and kube-scheduler with the release's
+shipped ``scheduler-config/`` file (``MUSTER_E2E_K8S``: 1.20.2 or 1.36) pointed at it, so
+filter, prioritize and bind (the binding itself) go through muster.  Same nodes, same pods.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from loadtest import server, workloads
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTROLPLANE = ROOT / "tests" / "e2e" / "controlplane.py"
-SHIPPED_CONFIG = ROOT / "scheduler-config" / "kube-scheduler-v1beta1.yaml"
 NAMESPACE = "loadtest"
 POLL_SECONDS = 0.5
 WORKERS = 16
@@ -224,11 +223,12 @@ def main(args: argparse.Namespace) -> int:
     if not controlplane.binaries_present():
         print(
             f"--real needs the Kubernetes {controlplane.K8S_VERSION} binaries: run "
-            f"`bash tests/e2e/controlplane.sh build` (or `make controlplane`) first",
+            f"`bash tests/e2e/controlplane.sh build {controlplane.RELEASE}` (or `make "
+            f"controlplane`) first",
             file=sys.stderr,
         )
         return 2
-    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    shipped = yaml.safe_load(controlplane.SHIPPED_SCHEDULER_CONFIG.read_text())
     ports = {name: server.free_port() for name in controlplane.DEFAULT_PORTS}
     cp = controlplane.ControlPlane(ports=ports, verbosity=1)
     ext: server.Extender | None = None
