@@ -77,7 +77,7 @@ class Lifecycles:
         )
         self._timers: dict[model.WorkloadKey, list[Cancellable]] = {}
 
-    # -- what the queue manager tells ------------------------------------------------------
+    # -- what queue admission tells -----------------------------------------------------------
 
     def record(self, key: model.WorkloadKey, namespace: str) -> lifecycle.Record:
         found = self.records.get(key)
